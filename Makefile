@@ -1,0 +1,75 @@
+# The verbs a user types. Every target installs what it needs first (.venv and the pinned CDK CLI).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.12
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+PORT ?= 8080
+# Extra arguments for the CDK CLI, e.g. make deploy ARGS="-c instance_type=ml.g6.4xlarge"
+ARGS ?=
+
+# jsii prints a large end-of-life banner on Node 20; the CLI must never wait on the network for
+# notices, telemetry or a version check.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+export CDK_DISABLE_VERSION_CHECK := 1
+
+PY_SOURCES := app.py stacks bidistream container/model_server tests bench
+
+.PHONY: help setup local test lint serve synth deploy diff destroy bench clean
+
+help:
+	@echo "make local    set up, synthesize the stacks, then run the endpoint locally and stream through it"
+	@echo "make test     set up and run every check"
+	@echo "make serve PORT=8080   run the model container's server in the foreground (as the image's 'serve')"
+	@echo "make synth | deploy | diff | destroy   the pinned CDK CLI (ARGS=... passes more options)"
+	@echo "make bench    run the benchmarks and print their figures"
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-client.txt requirements-dev.txt container/requirements.txt constraints.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), f"Python 3.12 is required, {sys.executable} is {sys.version.split()[0]}"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+local: setup synth
+	$(PY) -m bidistream local
+
+test: setup lint
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
+	$(VENV)/bin/mypy app.py stacks bidistream container/model_server
+	$(VENV)/bin/hadolint container/Dockerfile
+
+serve: setup
+	cd container && PORT=$(PORT) ../$(PY) -m model_server serve
+
+synth: setup
+	$(CDK) synth --quiet $(ARGS)
+	@echo "Templates: $$(ls cdk.out/*.template.json)"
+
+deploy: setup
+	$(CDK) deploy $(ARGS)
+
+diff: setup
+	$(CDK) diff $(ARGS)
+
+destroy: setup
+	$(CDK) destroy $(ARGS)
+
+bench: setup
+	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Models served by the container. Each module holds one ``Model`` implementation."""
