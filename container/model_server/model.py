@@ -78,18 +78,22 @@ class Session(Protocol):
         ...
 
 
-class SessionHandler(ABC):
-    """One session's model state. Callbacks are awaited one at a time, in frame order."""
+class SessionHandler:
+    """One session's model state. Callbacks are awaited one at a time, in frame order.
 
-    @abstractmethod
+    A handler overrides the callbacks for the message types its model takes; a message of a type it
+    does not override ends the session with 1003 (unsupported data).
+    """
+
     async def on_text(self, text: str) -> None:
         """A whole text message arrived."""
+        raise SessionError(CloseCode.UNSUPPORTED_DATA, f"{type(self).__name__} takes no text messages")
 
-    @abstractmethod
     async def on_binary(self, data: bytes) -> None:
         """A whole binary message arrived."""
+        raise SessionError(CloseCode.UNSUPPORTED_DATA, f"{type(self).__name__} takes no binary messages")
 
-    async def on_end(self) -> None:  # noqa: B027 - optional hook, empty by default
+    async def on_end(self) -> None:
         """The session is over (the client closed, went away, idled out or the server drains).
 
         Release what the session holds here. The connection may already be gone: do not send.
@@ -118,6 +122,9 @@ class Model(ABC):
 
     #: Short name used in logs and metadata.
     name: str = "model"
+    #: Seconds a session may go without a message from the client before the server closes it with
+    #: 1008 (policy violation). None: the server's ``IDLE_TIMEOUT_SECONDS``.
+    idle_timeout: float | None = None
 
     def load(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Load weights and other slow state. Runs once, off the event loop, before ``/ping`` is 200."""

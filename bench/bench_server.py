@@ -1,0 +1,305 @@
+"""Benchmark the model container's server: echo round trips and paced live-audio capacity.
+
+Starts ``python -m model_server serve`` (the image's entry point) pinned to one core and drives it from
+this process pinned to another, over WebSocket on loopback. Prints one table:
+
+* echo round trips per second, 1 KB binary messages, 1 session and 64 sessions (each session sends
+  the next message when the previous echo arrived);
+* paced live-audio capacity: sessions of 640-byte binary frames at 50 frames/s (16 kHz 16-bit mono
+  in 20 ms frames), the most sessions one server process sustains with p99 round trip < 100 ms and
+  no frame lost or reordered. The search is bounded (doubling, then bisection).
+
+The load generator's own CPU share is printed next to each figure: if it nears 100 %, the figure
+measures the generator, not the server.
+
+    .venv/bin/python bench/bench_server.py                 # start the server, run everything (~90 s)
+    .venv/bin/python bench/bench_server.py --url ws://127.0.0.1:8080/invocations-bidirectional-stream
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import struct
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.processes import CONTAINER_DIR, free_port, start_process, wait_for_ping
+
+ECHO_PATH = "/invocations-bidirectional-stream"
+ECHO_MESSAGE_BYTES = 1024
+AUDIO_FRAME_BYTES = 640  # 20 ms of 16 kHz, 16-bit mono PCM
+AUDIO_FRAMES_PER_SECOND = 50
+P99_LIMIT_MS = 100.0
+HEADER = struct.Struct("!QQ")  # sequence number, send time in ns
+
+
+@dataclass
+class CpuClock:
+    """CPU seconds used by a process (from /proc) or by this process."""
+
+    pid: int | None = None
+
+    def seconds(self) -> float:
+        if self.pid is None:
+            return time.process_time()
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Measurement:
+    wall_seconds: float
+    server_cpu: float | None
+    client_cpu: float
+
+
+@contextmanager
+def measured(server: CpuClock | None) -> Iterator[list[Measurement]]:
+    """Yield a one-element list that holds the wall time and CPU shares of the block when it ends."""
+    result: list[Measurement] = []
+    client = CpuClock()
+    start_wall, start_client = time.monotonic(), client.seconds()
+    start_server = server.seconds() if server else 0.0
+    yield result
+    wall = time.monotonic() - start_wall
+    server_share = (server.seconds() - start_server) / wall if server else None
+    result.append(Measurement(wall, server_share, (client.seconds() - start_client) / wall))
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def client_session() -> aiohttp.ClientSession:
+    # limit=0: a WebSocket holds its connection for the whole session, and the default pool of 100
+    # would make session 101 wait forever.
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+
+async def connect_all(
+    http: aiohttp.ClientSession, url: str, count: int
+) -> list[aiohttp.ClientWebSocketResponse]:
+    sockets: list[aiohttp.ClientWebSocketResponse] = []
+    for start in range(0, count, 64):  # in batches, so the accept backlog never overflows
+        batch = [
+            http.ws_connect(url, compress=0, autoping=True) for _ in range(start, min(count, start + 64))
+        ]
+        sockets.extend(await asyncio.gather(*batch))
+    return sockets
+
+
+async def echo_round_trips(
+    url: str, sessions: int, seconds: float, server: CpuClock | None
+) -> dict[str, float]:
+    """Closed loop: each session sends 1 KB, waits for the same bytes back, repeats."""
+    payload = os.urandom(ECHO_MESSAGE_BYTES)
+    latencies: list[float] = []
+    async with client_session() as http:
+        sockets = await connect_all(http, url, sessions)
+        deadline = time.monotonic() + seconds
+
+        async def run(ws: aiohttp.ClientWebSocketResponse) -> int:
+            done = 0
+            while time.monotonic() < deadline:
+                sent = time.perf_counter()
+                await ws.send_bytes(payload)
+                message = await ws.receive()
+                if message.type is not aiohttp.WSMsgType.BINARY or message.data != payload:
+                    raise RuntimeError(f"echo mismatch: {message.type} {message.extra}")
+                latencies.append(time.perf_counter() - sent)
+                done += 1
+            return done
+
+        with measured(server) as cpu:
+            counts = await asyncio.gather(*(run(ws) for ws in sockets))
+        await asyncio.gather(*(ws.close() for ws in sockets))
+    return {
+        "rps": sum(counts) / cpu[0].wall_seconds,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "server_cpu": cpu[0].server_cpu or float("nan"),
+        "client_cpu": cpu[0].client_cpu,
+    }
+
+
+async def paced_audio(url: str, sessions: int, seconds: float, server: CpuClock | None) -> dict[str, float]:
+    """Open loop: every session sends a 640-byte frame every 20 ms on a fixed schedule."""
+    frames = int(seconds * AUDIO_FRAMES_PER_SECOND)
+    interval = 1.0 / AUDIO_FRAMES_PER_SECOND
+    padding = bytes(AUDIO_FRAME_BYTES - HEADER.size)
+    latencies: list[float] = []
+    lost_or_reordered = 0
+    async with client_session() as http:
+        sockets = await connect_all(http, url, sessions)
+
+        async def send(ws: aiohttp.ClientWebSocketResponse, offset: float) -> None:
+            start = time.monotonic() + offset
+            for sequence in range(frames):
+                delay = start + sequence * interval - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await ws.send_bytes(HEADER.pack(sequence, time.perf_counter_ns()) + padding)
+
+        async def receive(ws: aiohttp.ClientWebSocketResponse) -> None:
+            nonlocal lost_or_reordered
+            expected = 0
+            # A frame that has not come back 2 s after the last one was sent is lost.
+            end = time.monotonic() + seconds + 2.0
+            while expected < frames:
+                try:
+                    message = await ws.receive(timeout=max(0.01, end - time.monotonic()))
+                except TimeoutError:
+                    break
+                if message.type is not aiohttp.WSMsgType.BINARY:
+                    break
+                sequence, sent_ns = HEADER.unpack_from(message.data)
+                if sequence != expected:
+                    lost_or_reordered += 1
+                latencies.append((time.perf_counter_ns() - sent_ns) / 1e9)
+                expected = sequence + 1
+            lost_or_reordered += frames - expected
+
+        with measured(server) as cpu:
+            # Spread the sessions' frame clocks over one interval, as independent callers would be.
+            await asyncio.gather(
+                *(send(ws, interval * index / sessions) for index, ws in enumerate(sockets)),
+                *(receive(ws) for ws in sockets),
+            )
+        await asyncio.gather(*(ws.close() for ws in sockets))
+    return {
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "lost": float(lost_or_reordered),
+        "server_cpu": cpu[0].server_cpu or float("nan"),
+        "client_cpu": cpu[0].client_cpu,
+    }
+
+
+def sustained(result: dict[str, float]) -> bool:
+    return result["lost"] == 0 and result["p99_ms"] < P99_LIMIT_MS
+
+
+async def capacity_search(
+    url: str, seconds: float, start: int, ceiling: int, steps: int, server: CpuClock | None
+) -> tuple[int, list[tuple[int, dict[str, float]]]]:
+    """Double from ``start`` until a level fails (or ``ceiling``), then bisect; at most ``steps`` runs."""
+    tried: list[tuple[int, dict[str, float]]] = []
+    best, failed = 0, ceiling + 1
+    level = start
+    for _ in range(steps):
+        result = await paced_audio(url, level, seconds, server)
+        tried.append((level, result))
+        print(
+            f"  paced {level:5d} sessions: p99 {result['p99_ms']:7.1f} ms, lost {result['lost']:.0f}",
+            flush=True,
+        )
+        if sustained(result):
+            best = level
+        else:
+            failed = level
+        if failed > ceiling:
+            if level >= ceiling:
+                break
+            level = min(ceiling, level * 2)
+        else:
+            if failed - best <= max(2, best // 20):
+                break
+            level = (best + failed) // 2
+    return best, tried
+
+
+def start_server(cpu: str, env: dict[str, str]) -> tuple[str, object]:
+    port = free_port()
+    server = start_process(
+        ["taskset", "-c", cpu, sys.executable, "-m", "model_server", "serve"],
+        port=port,
+        cwd=CONTAINER_DIR,
+        env={"PORT": str(port), "HOST": "127.0.0.1", "MODELS": "echo", **env},
+    )
+    wait_for_ping(server)
+    return f"ws://127.0.0.1:{port}{ECHO_PATH}", server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--url", help="benchmark a server that is already running (its CPU is then not shown)"
+    )
+    parser.add_argument("--server-pid", type=int, help="with --url: the server's pid, to report its CPU")
+    parser.add_argument("--server-cpu", default="0", help="core for the server process (taskset -c)")
+    parser.add_argument("--client-cpu", type=int, default=1, help="core for this load generator")
+    parser.add_argument("--echo-seconds", type=float, default=5.0)
+    parser.add_argument("--paced-seconds", type=float, default=5.0)
+    parser.add_argument("--paced-start", type=int, default=50, help="first level of the capacity search")
+    parser.add_argument("--paced-ceiling", type=int, default=1600, help="highest level the search tries")
+    parser.add_argument("--paced-steps", type=int, default=8, help="most levels the search tries")
+    args = parser.parse_args()
+
+    os.sched_setaffinity(0, {args.client_cpu})
+    server_process = None
+    if args.url:
+        url = args.url
+        clock = CpuClock(args.server_pid) if args.server_pid else None
+    else:
+        # The session limit must not cap the search; frames stay small.
+        url, server_process = start_server(args.server_cpu, {"MAX_SESSIONS": str(args.paced_ceiling + 64)})
+        clock = CpuClock(server_process.process.pid)  # type: ignore[attr-defined]
+    print(
+        f"server: {url} (core {args.server_cpu if not args.url else '?'}), load generator: core {args.client_cpu}"
+    )
+    try:
+        one = asyncio.run(echo_round_trips(url, 1, args.echo_seconds, clock))
+        many = asyncio.run(echo_round_trips(url, 64, args.echo_seconds, clock))
+        best, tried = asyncio.run(
+            capacity_search(
+                url, args.paced_seconds, args.paced_start, args.paced_ceiling, args.paced_steps, clock
+            )
+        )
+    finally:
+        if server_process is not None:
+            server_process.stop()  # type: ignore[attr-defined]
+    at_best = dict(tried)[best] if best else None
+    rows = [
+        ("echo 1 KB, 1 session", f"{one['rps']:,.0f} round trips/s", one),
+        ("echo 1 KB, 64 sessions", f"{many['rps']:,.0f} round trips/s", many),
+    ]
+    print()
+    print(
+        f"{'benchmark':34} {'result':>26} {'p50 ms':>8} {'p99 ms':>8} {'server CPU':>11} {'loadgen CPU':>12}"
+    )
+    for name, figure, result in rows:
+        print(
+            f"{name:34} {figure:>26} {result['p50_ms']:8.2f} {result['p99_ms']:8.2f} "
+            f"{result['server_cpu']:11.0%} {result['client_cpu']:12.0%}"
+        )
+    capacity = f"{best} sessions" if best else "none sustained"
+    name = f"paced audio 640 B x 50/s, p99<{P99_LIMIT_MS:.0f}ms"
+    if at_best:
+        print(
+            f"{name:34} {capacity:>26} {at_best['p50_ms']:8.2f} {at_best['p99_ms']:8.2f} "
+            f"{at_best['server_cpu']:11.0%} {at_best['client_cpu']:12.0%}"
+        )
+    else:
+        print(f"{name:34} {capacity:>26}")
+    print(
+        f"(capacity levels tried: {', '.join(str(level) for level, _ in tried)}; {args.paced_seconds:.0f} s each)"
+    )
+
+
+if __name__ == "__main__":
+    main()
