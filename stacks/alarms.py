@@ -1,0 +1,621 @@
+"""CloudWatch alarms for one SageMaker endpoint variant, and the metric definitions they share.
+
+Every alarm has an explicit name derived from the endpoint name (a plain string known at synth), so the
+endpoint's AutoRollbackConfiguration can name the rollback alarms without a token: the alarms reference the
+endpoint only through its name, the endpoint references the alarms only through their names, and
+CloudFormation sees no cycle.
+
+Units: SageMaker latencies are published in microseconds and the settings are in milliseconds; the
+`Invocation*Errors` metrics publish 1 per failed request and 0 per good one, so their Average is the error
+rate; CPU, GPU and GPU memory utilization are summed over devices (0-100 x N), so percent-of-instance
+thresholds are multiplied by the device count of the instance type.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from enum import StrEnum
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+# Invocation metrics, one data point per request or per minute.
+SAGEMAKER_NAMESPACE = "AWS/SageMaker"
+# Per-instance resource metrics published by the SageMaker host agent.
+ENDPOINT_INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
+# Streaming-only metric (time from stream start to first chunk sent, in µs). It is named in third-party
+# observability guides, not in the SageMaker metric reference; the alarm on it is opt-in for that reason.
+FIRST_CHUNK_LATENCY_METRIC = "FirstChunkLatency"
+MICROSECONDS_PER_MILLISECOND = 1000
+# A CloudWatch alarm may look back at most one day (evaluation periods x period).
+MAX_ALARM_LOOKBACK_SECONDS = 86_400
+# SageMaker endpoint names (CreateEndpoint API): alphanumerics and hyphens, at most 63 characters.
+ENDPOINT_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+class AcceleratorKind(StrEnum):
+    """Which device metrics an instance type publishes."""
+
+    NONE = "none"
+    NVIDIA_GPU = "nvidia-gpu"
+    # Inferentia/Trainium devices: SageMaker documents GPUUtilization/GPUMemoryUtilization for GPU
+    # instances only, so no GPU alarm is created for these.
+    NEURON = "neuron"
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """The device counts that scale SageMaker's summed utilization metrics."""
+
+    vcpus: int
+    accelerators: int
+    accelerator_kind: AcceleratorKind
+
+    @property
+    def gpus(self) -> int:
+        """NVIDIA GPUs, the devices GPUUtilization and GPUMemoryUtilization are summed over."""
+        return self.accelerators if self.accelerator_kind is AcceleratorKind.NVIDIA_GPU else 0
+
+
+def _family(family: str, kind: AcceleratorKind, sizes: dict[str, tuple[int, int]]) -> dict[str, InstanceSpec]:
+    return {
+        f"ml.{family}.{size}": InstanceSpec(vcpus=vcpus, accelerators=devices, accelerator_kind=kind)
+        for size, (vcpus, devices) in sizes.items()
+    }
+
+
+# (vCPUs, accelerators) per size, from the public instance specifications on
+# https://aws.amazon.com/ec2/instance-types/{g4,g5,g6,g6e,p4,p5,inf2,c5,c6i,c7i,m5}/ and
+# https://aws.amazon.com/sagemaker/pricing/ (the ml.* type has the same hardware as its EC2 twin).
+_G5_CLASS_SIZES = {
+    "xlarge": (4, 1),
+    "2xlarge": (8, 1),
+    "4xlarge": (16, 1),
+    "8xlarge": (32, 1),
+    "12xlarge": (48, 4),
+    "16xlarge": (64, 1),
+    "24xlarge": (96, 4),
+    "48xlarge": (192, 8),
+}
+INSTANCE_SPECS: dict[str, InstanceSpec] = {
+    **_family(
+        "g4dn",
+        AcceleratorKind.NVIDIA_GPU,
+        {
+            "xlarge": (4, 1),
+            "2xlarge": (8, 1),
+            "4xlarge": (16, 1),
+            "8xlarge": (32, 1),
+            "12xlarge": (48, 4),
+            "16xlarge": (64, 1),
+        },
+    ),
+    **_family("g5", AcceleratorKind.NVIDIA_GPU, _G5_CLASS_SIZES),  # NVIDIA A10G
+    **_family("g6", AcceleratorKind.NVIDIA_GPU, _G5_CLASS_SIZES),  # NVIDIA L4
+    **_family("g6e", AcceleratorKind.NVIDIA_GPU, _G5_CLASS_SIZES),  # NVIDIA L40S
+    **_family("p4d", AcceleratorKind.NVIDIA_GPU, {"24xlarge": (96, 8)}),  # NVIDIA A100 40 GB
+    **_family("p4de", AcceleratorKind.NVIDIA_GPU, {"24xlarge": (96, 8)}),  # NVIDIA A100 80 GB
+    **_family("p5", AcceleratorKind.NVIDIA_GPU, {"48xlarge": (192, 8)}),  # NVIDIA H100
+    **_family("p5e", AcceleratorKind.NVIDIA_GPU, {"48xlarge": (192, 8)}),  # NVIDIA H200
+    **_family("p5en", AcceleratorKind.NVIDIA_GPU, {"48xlarge": (192, 8)}),  # NVIDIA H200
+    **_family(
+        "inf2",
+        AcceleratorKind.NEURON,
+        {"xlarge": (4, 1), "8xlarge": (32, 1), "24xlarge": (96, 6), "48xlarge": (192, 12)},
+    ),
+    **_family(
+        "c5",
+        AcceleratorKind.NONE,
+        {"large": (2, 0), "xlarge": (4, 0), "2xlarge": (8, 0), "4xlarge": (16, 0), "9xlarge": (36, 0)},
+    ),
+    **_family(
+        "c6i",
+        AcceleratorKind.NONE,
+        {"large": (2, 0), "xlarge": (4, 0), "2xlarge": (8, 0), "4xlarge": (16, 0), "8xlarge": (32, 0)},
+    ),
+    **_family(
+        "c7i",
+        AcceleratorKind.NONE,
+        {"large": (2, 0), "xlarge": (4, 0), "2xlarge": (8, 0), "4xlarge": (16, 0), "8xlarge": (32, 0)},
+    ),
+    **_family(
+        "m5",
+        AcceleratorKind.NONE,
+        {"large": (2, 0), "xlarge": (4, 0), "2xlarge": (8, 0), "4xlarge": (16, 0), "12xlarge": (48, 0)},
+    ),
+}
+
+
+def instance_spec(instance_type: str) -> InstanceSpec:
+    """The device counts of `instance_type`, or a ValueError naming the known families."""
+    try:
+        return INSTANCE_SPECS[instance_type]
+    except KeyError:
+        families = sorted({name.split(".")[1] for name in INSTANCE_SPECS})
+        raise ValueError(
+            f"instance_type={instance_type!r}: no device counts known for it, so utilization thresholds "
+            f"cannot be normalised; known families: {', '.join('ml.' + f for f in families)} "
+            "(add the type to INSTANCE_SPECS in stacks/alarms.py from its public spec)"
+        ) from None
+
+
+def validate_endpoint_name(endpoint_name: str) -> None:
+    """Refuse tokens (they would tie alarms to the endpoint resource) and names SageMaker rejects."""
+    if cdk.Token.is_unresolved(endpoint_name):
+        raise ValueError(
+            "endpoint_name is a token: it must be a plain string known at synth, because alarm names and "
+            "the endpoint's rollback configuration are derived from it (a token creates a dependency cycle)"
+        )
+    if not ENDPOINT_NAME_PATTERN.fullmatch(endpoint_name):
+        raise ValueError(
+            f"endpoint_name={endpoint_name!r}: must be 1-63 letters, digits or hyphens, "
+            "starting and ending with a letter or digit"
+        )
+
+
+@dataclass(frozen=True)
+class EndpointMetrics:
+    """The CloudWatch metrics of one endpoint variant, with the right namespace and dimensions."""
+
+    endpoint_name: str
+    variant_name: str
+
+    def invocation(self, metric_name: str, *, statistic: str, period: cdk.Duration) -> cloudwatch.Metric:
+        """A metric in AWS/SageMaker (requests, errors, latencies in µs, concurrency)."""
+        return self._metric(SAGEMAKER_NAMESPACE, metric_name, statistic=statistic, period=period)
+
+    def instance(self, metric_name: str, *, statistic: str, period: cdk.Duration) -> cloudwatch.Metric:
+        """A per-instance resource metric in /aws/sagemaker/Endpoints (utilizations in %)."""
+        return self._metric(ENDPOINT_INSTANCE_NAMESPACE, metric_name, statistic=statistic, period=period)
+
+    def _metric(
+        self, namespace: str, metric_name: str, *, statistic: str, period: cdk.Duration
+    ) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=namespace,
+            metric_name=metric_name,
+            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": self.variant_name},
+            statistic=statistic,
+            period=period,
+        )
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not 0 < value <= 1:
+        raise ValueError(f"{name}={value!r}: must be a fraction between 0 and 1 (0.05 means 5% of requests)")
+
+
+def _check_percent(name: str, value: float) -> None:
+    if not 0 < value <= 100:
+        raise ValueError(f"{name}={value!r}: must be a percentage of the instance, above 0 and at most 100")
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name}={value!r}: must be a positive number")
+
+
+def _check_period(name: str, value: int) -> None:
+    # SageMaker publishes these metrics once a minute; a shorter alarm period would see gaps.
+    if value < 60 or value % 60:
+        raise ValueError(
+            f"{name}={value!r}: must be a whole number of minutes in seconds (60, 120, 300, ...)"
+        )
+
+
+def _check_window(prefix: str, period: int, evaluations: int, datapoints: int) -> None:
+    if evaluations < 1:
+        raise ValueError(f"{prefix}_evaluation_periods={evaluations!r}: must be at least 1")
+    if not 1 <= datapoints <= evaluations:
+        raise ValueError(
+            f"{prefix}_datapoints_to_alarm={datapoints!r}: must be between 1 and "
+            f"{prefix}_evaluation_periods ({evaluations})"
+        )
+    if period * evaluations > MAX_ALARM_LOOKBACK_SECONDS:
+        raise ValueError(
+            f"{prefix}_period_seconds x {prefix}_evaluation_periods = {period * evaluations}: "
+            f"CloudWatch allows at most {MAX_ALARM_LOOKBACK_SECONDS} seconds (one day)"
+        )
+
+
+@dataclass(frozen=True)
+class AlarmSettings:
+    """Thresholds and evaluation windows of the endpoint alarms; field names are the cdk.json keys."""
+
+    # Request alarms (error rates, latencies): 1-minute periods, alarm on 3 bad minutes out of 5 so one
+    # burst (a client retrying a bad request) does not page but a sustained fault does within ~3 minutes.
+    alarm_request_period_seconds: int = 60
+    alarm_request_evaluation_periods: int = 5
+    alarm_request_datapoints_to_alarm: int = 3
+    # Fractions of requests (Average of Invocation5XXErrors / Invocation4XXErrors / InvocationModelErrors).
+    alarm_5xx_rate_threshold: float = 0.05  # server-side failures: ours to fix; rolls an update back
+    alarm_4xx_rate_threshold: float = 0.10  # mostly client mistakes; higher, since clients cause them
+    alarm_model_error_rate_threshold: float = 0.05  # the container returned non-2xx or broke the stream
+    # Latency percentile for both latency alarms (90 means p90).
+    alarm_latency_percentile: float = 90.0
+    # ModelLatency (published in µs; this setting is in ms). For a stream this may not be emitted at all,
+    # in which case the alarm stays OK (missing data is not breaching).
+    alarm_model_latency_threshold_ms: float = 2000.0
+    # FirstChunkLatency (µs; setting in ms): the latency a streaming user feels. Opt-in (None = no alarm)
+    # because the metric is not in the SageMaker metric reference yet; set it once seen on a live endpoint.
+    alarm_first_chunk_latency_threshold_ms: float | None = None
+    # Resource alarms: 5-minute averages, 3 of 3, so only a saturation that lasts 15 minutes pages.
+    alarm_resource_period_seconds: int = 300
+    alarm_resource_evaluation_periods: int = 3
+    alarm_resource_datapoints_to_alarm: int = 3
+    # Percent of the whole instance (0-100); multiplied by the vCPU / GPU count of the instance type.
+    alarm_cpu_utilization_threshold_percent: float = 90.0
+    alarm_memory_utilization_threshold_percent: float = 90.0  # host memory; OOM kills end every stream
+    alarm_gpu_utilization_threshold_percent: float = 95.0  # saturated GPUs: scale out or raise the max
+    alarm_gpu_memory_utilization_threshold_percent: float = 90.0  # CUDA OOM ends the streams on that GPU
+    alarm_disk_utilization_threshold_percent: float = 80.0  # logs or model files filling the volume
+    # Opt-in "no traffic" alarm: fires when not one invocation arrived in this many minutes (None = off).
+    alarm_no_traffic_minutes: int | None = None
+
+    def __post_init__(self) -> None:
+        for prefix in ("alarm_request", "alarm_resource"):
+            period = getattr(self, f"{prefix}_period_seconds")
+            _check_period(f"{prefix}_period_seconds", period)
+            _check_window(
+                prefix,
+                period,
+                getattr(self, f"{prefix}_evaluation_periods"),
+                getattr(self, f"{prefix}_datapoints_to_alarm"),
+            )
+        for name in (
+            "alarm_5xx_rate_threshold",
+            "alarm_4xx_rate_threshold",
+            "alarm_model_error_rate_threshold",
+        ):
+            _check_fraction(name, getattr(self, name))
+        for field in fields(self):
+            if field.name.endswith("_threshold_percent"):
+                _check_percent(field.name, getattr(self, field.name))
+        if not 0 < self.alarm_latency_percentile < 100:
+            raise ValueError(
+                f"alarm_latency_percentile={self.alarm_latency_percentile!r}: must be between 0 and 100 "
+                "(exclusive), e.g. 90 for p90"
+            )
+        _check_positive("alarm_model_latency_threshold_ms", self.alarm_model_latency_threshold_ms)
+        if self.alarm_first_chunk_latency_threshold_ms is not None:
+            _check_positive(
+                "alarm_first_chunk_latency_threshold_ms", self.alarm_first_chunk_latency_threshold_ms
+            )
+        minutes = self.alarm_no_traffic_minutes
+        if minutes is not None and not 5 <= minutes <= MAX_ALARM_LOOKBACK_SECONDS // 60:
+            raise ValueError(
+                f"alarm_no_traffic_minutes={minutes!r}: must be empty (no alarm) or whole minutes "
+                f"between 5 and {MAX_ALARM_LOOKBACK_SECONDS // 60}"
+            )
+
+    @property
+    def latency_statistic(self) -> str:
+        """The CloudWatch percentile statistic, e.g. "p90"."""
+        return f"p{self.alarm_latency_percentile:g}"
+
+
+@dataclass(frozen=True)
+class _AlarmSpec:
+    """What differs between the threshold alarms."""
+
+    construct_id: str
+    name_suffix: str
+    metric: cloudwatch.Metric
+    threshold: float
+    comparison: cloudwatch.ComparisonOperator
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    treat_missing_data: cloudwatch.TreatMissingData
+    description: str
+
+
+class EndpointAlarms(Construct):
+    """Alarms on one endpoint variant, their composite "endpoint unhealthy", and the rollback set.
+
+    Attributes: one per alarm (`error_5xx`, `error_4xx`, `model_errors`, `model_latency`,
+    `first_chunk_latency`, `cpu`, `memory`, `gpu`, `gpu_memory`, `disk`, `no_traffic`; optional ones are
+    None when not configured or not applicable), `all_alarms`, `rollback_alarms` with their plain-string
+    `rollback_alarm_names`, and `unhealthy`. With a topic, ALARM and OK transitions of every alarm go to it.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        variant_name: str,
+        instance_type: str,
+        settings: AlarmSettings,
+        topic: sns.ITopic | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        validate_endpoint_name(endpoint_name)
+        spec = instance_spec(instance_type)
+        self.endpoint_name = endpoint_name
+        self.settings = settings
+        self.metrics = EndpointMetrics(endpoint_name=endpoint_name, variant_name=variant_name)
+        self._topic = topic
+        self._created: list[tuple[cloudwatch.Alarm, str]] = []
+
+        self.error_5xx = self._request_rate_alarm(
+            "Invocation5XXErrorRate",
+            "5xx-error-rate",
+            "Invocation5XXErrors",
+            settings.alarm_5xx_rate_threshold,
+            "Share of requests answered 5XX (SageMaker or the container failed). First: the container log "
+            f"group /aws/sagemaker/Endpoints/{endpoint_name}; if an update is running it rolls back.",
+        )
+        self.error_4xx = self._request_rate_alarm(
+            "Invocation4XXErrorRate",
+            "4xx-error-rate",
+            "Invocation4XXErrors",
+            settings.alarm_4xx_rate_threshold,
+            "Share of requests refused 4XX (bad request, auth, throttling, wrong path/port). First: "
+            "which clients changed; CloudTrail for AccessDenied/throttling.",
+        )
+        self.model_errors = self._request_rate_alarm(
+            "ModelErrorRate",
+            "model-error-rate",
+            "InvocationModelErrors",
+            settings.alarm_model_error_rate_threshold,
+            "Share of requests where the container answered non-2xx or broke the stream. First: the "
+            "container log group for tracebacks and rejected messages.",
+        )
+        self.model_latency = self._latency_alarm(
+            "ModelLatency",
+            "model-latency",
+            "ModelLatency",
+            settings.alarm_model_latency_threshold_ms,
+            "Time in the container per request. First: GPU/CPU utilization and concurrency on the "
+            "dashboard; scale out or lower the per-instance session limit.",
+        )
+        self.first_chunk_latency = (
+            None
+            if settings.alarm_first_chunk_latency_threshold_ms is None
+            else self._latency_alarm(
+                "FirstChunkLatency",
+                "first-chunk-latency",
+                FIRST_CHUNK_LATENCY_METRIC,
+                settings.alarm_first_chunk_latency_threshold_ms,
+                "Time from stream start to the first chunk sent back. First: model warm-up and "
+                "concurrency per instance on the dashboard.",
+            )
+        )
+        self.cpu = self._utilization_alarm(
+            "CPUUtilization",
+            "cpu-utilization",
+            "CPUUtilization",
+            settings.alarm_cpu_utilization_threshold_percent,
+            spec.vcpus,
+            cloudwatch.Stats.AVERAGE,
+            "CPU of the variant's instances (all vCPUs) saturated for 15 minutes. First: concurrency on "
+            "the dashboard; scale out or move audio decoding off the hot path.",
+        )
+        self.memory = self._utilization_alarm(
+            "MemoryUtilization",
+            "memory-utilization",
+            "MemoryUtilization",
+            settings.alarm_memory_utilization_threshold_percent,
+            None,
+            # The fullest instance matters: one OOM kill ends every stream on it.
+            cloudwatch.Stats.MAXIMUM,
+            "Host memory of the fullest instance. First: concurrency per instance and a leak in per-session "
+            "state (memory that does not fall when streams end).",
+        )
+        self.disk = self._utilization_alarm(
+            "DiskUtilization",
+            "disk-utilization",
+            "DiskUtilization",
+            settings.alarm_disk_utilization_threshold_percent,
+            None,
+            cloudwatch.Stats.MAXIMUM,
+            "Storage volume of the fullest instance. First: what the container writes to disk (temp "
+            "audio, logs); raise the volume size in the endpoint config.",
+        )
+        self.gpu = (
+            None
+            if spec.gpus == 0
+            else self._utilization_alarm(
+                "GPUUtilization",
+                "gpu-utilization",
+                "GPUUtilization",
+                settings.alarm_gpu_utilization_threshold_percent,
+                spec.gpus,
+                cloudwatch.Stats.AVERAGE,
+                "GPUs of the variant saturated for 15 minutes. First: is autoscaling at its maximum? "
+                "Raise the maximum or the instance size.",
+            )
+        )
+        self.gpu_memory = (
+            None
+            if spec.gpus == 0
+            else self._utilization_alarm(
+                "GPUMemoryUtilization",
+                "gpu-memory-utilization",
+                "GPUMemoryUtilization",
+                settings.alarm_gpu_memory_utilization_threshold_percent,
+                spec.gpus,
+                cloudwatch.Stats.MAXIMUM,
+                "GPU memory of the fullest instance. First: concurrency per instance (each session holds "
+                "GPU state); lower the session limit or pick a GPU with more memory.",
+            )
+        )
+        self.no_traffic = (
+            None
+            if settings.alarm_no_traffic_minutes is None
+            else self._no_traffic_alarm(settings.alarm_no_traffic_minutes)
+        )
+
+        self.rollback_alarms: tuple[cloudwatch.Alarm, ...] = tuple(
+            alarm for alarm in (self.error_5xx, self.model_latency, self.first_chunk_latency) if alarm
+        )
+        # Plain strings (not the alarms' Ref tokens), so the endpoint can name them without a dependency.
+        self.rollback_alarm_names: tuple[str, ...] = tuple(
+            name for alarm, name in self._created if alarm in self.rollback_alarms
+        )
+        self.unhealthy = self._unhealthy_composite()
+        self.all_alarms: tuple[cloudwatch.Alarm, ...] = tuple(alarm for alarm, _ in self._created)
+        self.all_alarm_names: tuple[str, ...] = tuple(name for _, name in self._created)
+
+    def _alarm_name(self, suffix: str) -> str:
+        return f"{self.endpoint_name}-{suffix}"
+
+    def _request_rate_alarm(
+        self, construct_id: str, suffix: str, metric_name: str, threshold: float, description: str
+    ) -> cloudwatch.Alarm:
+        settings = self.settings
+        return self._alarm(
+            _AlarmSpec(
+                construct_id=construct_id,
+                name_suffix=suffix,
+                metric=self.metrics.invocation(
+                    metric_name,
+                    statistic=cloudwatch.Stats.AVERAGE,
+                    period=cdk.Duration.seconds(settings.alarm_request_period_seconds),
+                ),
+                threshold=threshold,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=settings.alarm_request_evaluation_periods,
+                datapoints_to_alarm=settings.alarm_request_datapoints_to_alarm,
+                # No requests means no failed requests.
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                description=description,
+            )
+        )
+
+    def _latency_alarm(
+        self, construct_id: str, suffix: str, metric_name: str, threshold_ms: float, description: str
+    ) -> cloudwatch.Alarm:
+        settings = self.settings
+        return self._alarm(
+            _AlarmSpec(
+                construct_id=construct_id,
+                name_suffix=suffix,
+                metric=self.metrics.invocation(
+                    metric_name,
+                    statistic=settings.latency_statistic,
+                    period=cdk.Duration.seconds(settings.alarm_request_period_seconds),
+                ),
+                threshold=threshold_ms * MICROSECONDS_PER_MILLISECOND,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=settings.alarm_request_evaluation_periods,
+                datapoints_to_alarm=settings.alarm_request_datapoints_to_alarm,
+                # No requests means nothing was slow.
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                description=f"{description} Threshold {threshold_ms:g} ms ({settings.latency_statistic}).",
+            )
+        )
+
+    def _utilization_alarm(
+        self,
+        construct_id: str,
+        suffix: str,
+        metric_name: str,
+        threshold_percent: float,
+        summed_over: int | None,
+        statistic: str,
+        description: str,
+    ) -> cloudwatch.Alarm:
+        """`summed_over` is the device count the metric is summed over, None for a plain 0-100 metric."""
+        settings = self.settings
+        devices = summed_over or 1
+        normalisation = (
+            "" if summed_over is None else f" ({threshold_percent * devices:g} summed over {devices})"
+        )
+        return self._alarm(
+            _AlarmSpec(
+                construct_id=construct_id,
+                name_suffix=suffix,
+                metric=self.metrics.instance(
+                    metric_name,
+                    statistic=statistic,
+                    period=cdk.Duration.seconds(settings.alarm_resource_period_seconds),
+                ),
+                # The metric is summed over `devices`, so scale the percent-of-instance threshold.
+                threshold=threshold_percent * devices,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=settings.alarm_resource_evaluation_periods,
+                datapoints_to_alarm=settings.alarm_resource_datapoints_to_alarm,
+                # Instances always publish while they run: a gap means no instance (being replaced or
+                # failed), which says nothing about saturation, so keep the last state.
+                treat_missing_data=cloudwatch.TreatMissingData.MISSING,
+                description=f"{description} Threshold {threshold_percent:g}% of the instance{normalisation}.",
+            )
+        )
+
+    def _no_traffic_alarm(self, minutes: int) -> cloudwatch.Alarm:
+        return self._alarm(
+            _AlarmSpec(
+                construct_id="NoTraffic",
+                name_suffix="no-traffic",
+                metric=self.metrics.invocation(
+                    "Invocations", statistic=cloudwatch.Stats.SUM, period=cdk.Duration.minutes(minutes)
+                ),
+                threshold=1,
+                comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                evaluation_periods=1,
+                datapoints_to_alarm=1,
+                # SageMaker publishes no Invocations data point when nothing arrives: missing is zero.
+                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+                description=f"Not one invocation in {minutes} minutes. First: can clients reach "
+                "runtime.sagemaker.<region>.amazonaws.com:8443 (DNS, VPC endpoint, IAM), and did a client "
+                "deployment change the endpoint name?",
+            )
+        )
+
+    def _alarm(self, spec: _AlarmSpec) -> cloudwatch.Alarm:
+        name = self._alarm_name(spec.name_suffix)
+        alarm = cloudwatch.Alarm(
+            self,
+            spec.construct_id,
+            alarm_name=name,
+            alarm_description=spec.description,
+            metric=spec.metric,
+            threshold=spec.threshold,
+            comparison_operator=spec.comparison,
+            evaluation_periods=spec.evaluation_periods,
+            datapoints_to_alarm=spec.datapoints_to_alarm,
+            treat_missing_data=spec.treat_missing_data,
+        )
+        self._notify(alarm)
+        self._created.append((alarm, name))
+        return alarm
+
+    def _unhealthy_composite(self) -> cloudwatch.CompositeAlarm:
+        # Signals that users are failing or about to fail. 4XX (client mistakes), CPU/GPU utilization (busy
+        # is not broken; autoscaling answers it) and no-traffic (may be a quiet night) stay out.
+        members = [
+            alarm
+            for alarm in (
+                self.error_5xx,
+                self.model_errors,
+                self.model_latency,
+                self.first_chunk_latency,
+                self.memory,
+                self.gpu_memory,
+                self.disk,
+            )
+            if alarm
+        ]
+        composite = cloudwatch.CompositeAlarm(
+            self,
+            "Unhealthy",
+            composite_alarm_name=self._alarm_name("unhealthy"),
+            alarm_description=f"Endpoint {self.endpoint_name} is unhealthy: at least one member alarm "
+            "fires. First: open the dashboard, find the member in ALARM, follow its description.",
+            alarm_rule=cloudwatch.AlarmRule.any_of(*members),
+        )
+        self._notify(composite)
+        return composite
+
+    def _notify(self, alarm: cloudwatch.AlarmBase) -> None:
+        if self._topic is None:
+            return
+        action = cloudwatch_actions.SnsAction(self._topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
