@@ -149,7 +149,8 @@ class StreamingServer:
             timeout=settings.close_timeout_seconds,
             heartbeat=settings.ping_interval_seconds or None,
             compress=False,
-            max_msg_size=settings.max_message_bytes,
+            # aiohttp refuses a message of exactly max_msg_size bytes; MAX_MESSAGE_BYTES is the largest allowed.
+            max_msg_size=settings.max_message_bytes + 1,
             decode_text=False,
         )
         if not ws.can_prepare(request).ok:
