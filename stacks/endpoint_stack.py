@@ -1,0 +1,136 @@
+"""The one deployable unit: a SageMaker endpoint with bidirectional streaming, composed from constructs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Final
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from stacks.endpoint import StreamingEndpoint
+from stacks.model import StreamingModel
+from stacks.monitoring import Monitoring
+from stacks.settings import Settings, has_gpu
+from stacks.smoke_test.infrastructure import SmokeTest
+
+CONTAINER_DIR: Final = Path(__file__).resolve().parents[1] / "container"
+# Only what the endpoint's storage volume encryption needs; no kms:* and no other key.
+VOLUME_KEY_ACTIONS: Final = ("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey")
+
+
+class EndpointStack(cdk.Stack):
+    """Image -> role -> model -> endpoint config -> endpoint -> alarms -> smoke test, and the outputs.
+
+    Exposes ``model``, ``endpoint``, ``monitoring`` and ``smoke_test`` (``None`` when turned off).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        container_directory: Path = CONTAINER_DIR,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        endpoint_name = settings.resolved_endpoint_name
+
+        self.model = StreamingModel(
+            self,
+            "Model",
+            endpoint_name=endpoint_name,
+            image_directory=container_directory,
+            model_package_arn=settings.model_package_arn,
+            network_isolation=settings.resolved_network_isolation,
+            vpc_subnet_ids=settings.vpc_subnet_ids,
+            vpc_security_group_ids=settings.vpc_security_group_ids,
+        )
+        self.endpoint = StreamingEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=endpoint_name,
+            model_name=self.model.model_name,
+            variant_name=settings.variant_name,
+            instance_type=settings.instance_type,
+            instance_count=settings.instance_count,
+            volume_size_gb=settings.volume_size_gb,
+            container_startup_health_check_timeout_seconds=settings.container_startup_health_check_timeout_seconds,
+            model_data_download_timeout_seconds=settings.model_data_download_timeout_seconds,
+            kms_key_arn=settings.kms_key_arn,
+        )
+        if settings.kms_key_arn is not None:
+            self.model.role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="VolumeKey", actions=list(VOLUME_KEY_ACTIONS), resources=[settings.kms_key_arn]
+                )
+            )
+
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            endpoint_name=endpoint_name,
+            variant_name=settings.variant_name,
+            error_rate_5xx=settings.alarm_5xx_error_rate,
+            error_rate_4xx=settings.alarm_4xx_error_rate,
+            model_errors_per_minute=settings.alarm_model_errors,
+            gpu_memory_percent=settings.alarm_gpu_memory_percent if has_gpu(settings.instance_type) else None,
+            evaluation_minutes=settings.alarm_evaluation_minutes,
+            datapoints_to_alarm=settings.alarm_datapoints,
+        )
+
+        self.smoke_test: SmokeTest | None = None
+        if settings.smoke_test:
+            self.smoke_test = SmokeTest(
+                self,
+                "SmokeTest",
+                endpoint_name=endpoint_name,
+                mode=settings.resolved_smoke_mode,
+                invocation_path=settings.resolved_smoke_invocation_path,
+                query_string=settings.resolved_smoke_query_string,
+                budget_seconds=settings.smoke_budget_seconds,
+                deployment_fingerprint=self._deployment_fingerprint(settings),
+                execute_after=[self.endpoint.endpoint],
+            )
+            self.endpoint.grant_invoke(self.smoke_test.function)
+
+        self._add_outputs(settings)
+
+    def _deployment_fingerprint(self, settings: Settings) -> str:
+        """A synth-time hash of what the smoke test checks: image (or package), model, endpoint config.
+
+        The trigger re-runs when its function version changes; this value in the function's
+        environment makes the version change whenever any of these do.
+        """
+        image = self.model.image.asset_hash if self.model.image is not None else settings.model_package_arn
+        # _cfn_properties is the L1's own property bag (jsii's name for the protected cfnProperties):
+        # every property, including ones added later, without listing them here.
+        inputs = {
+            "image": image,
+            "model": self.resolve(self.model.model._cfn_properties),
+            "endpointConfig": self.resolve(self.endpoint.endpoint_config._cfn_properties),
+        }
+        return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+    def _add_outputs(self, settings: Settings) -> None:
+        endpoint_name = self.endpoint.endpoint_name
+        cdk.CfnOutput(self, "EndpointName", value=endpoint_name, description="SageMaker endpoint name")
+        cdk.CfnOutput(
+            self, "EndpointArn", value=self.endpoint.endpoint_arn, description="SageMaker endpoint ARN"
+        )
+        cdk.CfnOutput(self, "Region", value=self.region, description="Region of the endpoint")
+        command = ["bidistream", "invoke", endpoint_name, "--region", self.region]
+        if settings.resolved_smoke_invocation_path is not None:
+            command += ["--invocation-path", settings.resolved_smoke_invocation_path]
+        if settings.resolved_smoke_query_string is not None:
+            command += ["--query-string", f"'{settings.resolved_smoke_query_string}'"]
+        cdk.CfnOutput(
+            self,
+            "InvokeCommand",
+            value=cdk.Fn.join(" ", command),
+            description="Stream to the endpoint with the bidistream CLI (pip install -e . first)",
+        )

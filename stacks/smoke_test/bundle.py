@@ -1,0 +1,146 @@
+"""The smoke-test Lambda's code: what goes in it, its content hash, and a local (Docker-free) bundler.
+
+The bundle is the SDK's Lambda-platform wheels, ``runtime/handler.py`` and the part of the
+``bidistream`` package that ``bidistream.smoke`` imports (found by reading its imports), plus
+``bidistream/data/``. Wheels come from a wheelhouse that ``make setup`` downloads while online, so
+``cdk synth`` installs them with ``pip --no-index`` and needs neither Docker nor the network.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Final
+
+import jsii
+from aws_cdk import ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+RUNTIME_DIR: Final = Path(__file__).resolve().parent / "runtime"
+HANDLER_FILE: Final = RUNTIME_DIR / "handler.py"
+REQUIREMENTS_FILE: Final = RUNTIME_DIR / "requirements.txt"
+PACKAGE_NAME: Final = "bidistream"
+PACKAGE_DIR: Final = REPO_ROOT / PACKAGE_NAME
+ENTRY_MODULE: Final = "bidistream.smoke"
+WHEELHOUSE: Final = REPO_ROOT / ".cache" / "lambda-wheels"
+
+# python3.14 is the newest Lambda Python in aws-cdk-lib 2.275 (cdk-nag L1 wants the newest), and every
+# wheel of the lock exists for it (awscrt as cp313-abi3).
+LAMBDA_RUNTIME: Final = lambda_.Runtime.PYTHON_3_14
+LAMBDA_ARCHITECTURE: Final = lambda_.Architecture.X86_64
+PIP_PLATFORM: Final = "manylinux2014_x86_64"
+PIP_PYTHON_VERSION: Final = "3.14"
+PIP_TIMEOUT_SECONDS: Final = 300
+
+
+class BundleError(RuntimeError):
+    """The Lambda bundle cannot be built; the message says what to do."""
+
+
+def package_files() -> list[Path]:
+    """The ``bidistream`` files the smoke check needs: its import closure, package inits and data/."""
+    entry = _module_file(ENTRY_MODULE)
+    if entry is None:
+        raise BundleError(f"{ENTRY_MODULE} not found under {PACKAGE_DIR}: the smoke-test Lambda runs it")
+    needed: set[Path] = set()
+    pending = [entry]
+    while pending:
+        path = pending.pop()
+        if path in needed:
+            continue
+        needed.add(path)
+        pending.extend(_package_imports(path))
+    for path in list(needed):  # every package on the way down needs its __init__.py
+        for parent in path.relative_to(REPO_ROOT).parents:
+            init = REPO_ROOT / parent / "__init__.py"
+            if parent != Path(".") and init.is_file():
+                needed.add(init)
+    data_dir = PACKAGE_DIR / "data"
+    if data_dir.is_dir():
+        needed.update(
+            path for path in data_dir.rglob("*") if path.is_file() and "__pycache__" not in path.parts
+        )
+    return sorted(needed)
+
+
+def asset_hash() -> str:
+    """A hash of everything that ends up in the bundle, so the Lambda changes exactly when they do."""
+    digest = hashlib.sha256()
+    digest.update(f"{LAMBDA_RUNTIME.name} {PIP_PLATFORM} {PIP_PYTHON_VERSION}\n".encode())
+    for path in [HANDLER_FILE, REQUIREMENTS_FILE, *package_files()]:
+        digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@jsii.implements(ILocalBundling)
+class LocalPipBundler:
+    """Builds the bundle with this machine's pip from the wheelhouse: no Docker, no network."""
+
+    def __init__(self, *, wheelhouse: Path = WHEELHOUSE) -> None:
+        self._wheelhouse = wheelhouse
+
+    def try_bundle(self, output_dir: str, **_options: object) -> bool:
+        if not any(self._wheelhouse.glob("*.whl")):
+            raise BundleError(
+                f"no wheels in {self._wheelhouse}: run `make setup` (online) to download the smoke-test "
+                "Lambda's wheels, or set smoke_test=false"
+            )
+        output = Path(output_dir)
+        command = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--no-index", "--find-links", str(self._wheelhouse), "--only-binary=:all:",
+            "--platform", PIP_PLATFORM, "--implementation", "cp", "--python-version", PIP_PYTHON_VERSION,
+            "--no-compile", "--target", str(output), "--requirement", str(REQUIREMENTS_FILE),
+        ]  # fmt: skip
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS, check=False
+        )
+        if result.returncode != 0:
+            raise BundleError(
+                f"pip could not install the smoke-test Lambda's wheels from {self._wheelhouse} "
+                f"(run `make setup` to refresh it):\n{result.stderr.strip()}"
+            )
+        shutil.copy2(HANDLER_FILE, output / HANDLER_FILE.name)
+        for path in package_files():
+            target = output / path.relative_to(REPO_ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+        return True
+
+
+def _module_file(module: str) -> Path | None:
+    base = REPO_ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _package_imports(path: Path) -> list[Path]:
+    """Files of ``bidistream`` modules imported by ``path`` (absolute and relative imports)."""
+    # The package a relative import starts from: the file's directory (for __init__.py too).
+    package_parts = list(path.relative_to(REPO_ROOT).parent.parts)
+    found: list[Path] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = package_parts[: len(package_parts) - (node.level - 1)]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+        for name in names:
+            if name == PACKAGE_NAME or name.startswith(PACKAGE_NAME + "."):
+                module_path = _module_file(name)
+                if module_path is not None:
+                    found.append(module_path)
+    return found

@@ -1,0 +1,101 @@
+"""The post-deploy smoke test: a CDK trigger that streams to the new endpoint and fails the deployment.
+
+The trigger runs after the endpoint is in service. Its Lambda opens a bidirectional stream with the
+same client code as the CLI (``bidistream.smoke``), checks the answers within a time budget, logs a
+one-line report and raises on failure, so CloudFormation fails the deployment and rolls it back.
+
+A trigger re-runs only when its function version changes. The function's environment carries
+``DEPLOYMENT_FINGERPRINT``, a synth-time hash of the image and the model and endpoint-config
+properties, so a new image or config makes a new version and the check runs again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import triggers
+from constructs import Construct
+
+from stacks.settings import SmokeMode
+from stacks.smoke_test import bundle
+
+# Beyond the check's own budget: cold start, importing the SDK and CRT, reporting.
+LAMBDA_TIMEOUT_MARGIN: Final = cdk.Duration.seconds(60)
+LAMBDA_MEMORY_MB: Final = 512
+LOG_RETENTION: Final = logs.RetentionDays.ONE_MONTH
+
+
+class SmokeTest(Construct):
+    """Runs ``bidistream.smoke`` against the endpoint once it exists, and again when it changes.
+
+    Exposes ``function`` (the trigger's Lambda; grant it invoke rights in the stack), ``role``,
+    ``log_group`` and ``trigger``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        mode: SmokeMode,
+        invocation_path: str | None,
+        query_string: str | None,
+        budget_seconds: int,
+        deployment_fingerprint: str,
+        execute_after: Sequence[Construct],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # Retained: after a failed first deployment rolls back, this is where the failure report is.
+        self.log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION)
+        # Our own role, not the default one with the AWSLambdaBasicExecutionRole managed policy.
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Runs the post-deploy smoke test of SageMaker endpoint {endpoint_name}",
+        )
+        self.log_group.grant_write(self.role)
+
+        environment = {
+            "ENDPOINT_NAME": endpoint_name,
+            "SMOKE_MODE": mode,
+            "SMOKE_BUDGET_SECONDS": str(budget_seconds),
+            "DEPLOYMENT_FINGERPRINT": deployment_fingerprint,
+        }
+        if invocation_path is not None:
+            environment["INVOCATION_PATH"] = invocation_path
+        if query_string is not None:
+            environment["QUERY_STRING"] = query_string
+
+        self.function = triggers.TriggerFunction(
+            self,
+            "Function",
+            description=f"Post-deploy smoke test: streams to {endpoint_name} and checks the answers",
+            runtime=bundle.LAMBDA_RUNTIME,
+            architecture=bundle.LAMBDA_ARCHITECTURE,
+            handler="handler.lambda_handler",
+            code=lambda_.Code.from_asset(
+                str(bundle.RUNTIME_DIR),
+                asset_hash=bundle.asset_hash(),
+                asset_hash_type=cdk.AssetHashType.CUSTOM,
+                bundling=cdk.BundlingOptions(
+                    # Only the local bundler runs: it builds the bundle or raises, never falls back to Docker.
+                    image=bundle.LAMBDA_RUNTIME.bundling_image,
+                    local=bundle.LocalPipBundler(),
+                ),
+            ),
+            environment=environment,
+            memory_size=LAMBDA_MEMORY_MB,
+            timeout=cdk.Duration.seconds(budget_seconds).plus(LAMBDA_TIMEOUT_MARGIN),
+            role=self.role,
+            log_group=self.log_group,
+            execute_after=list(execute_after),
+            execute_on_handler_change=True,
+        )
+        self.trigger = self.function.trigger
