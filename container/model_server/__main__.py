@@ -1,4 +1,4 @@
-"""Entry point: ``python -m model_server serve``, the way SageMaker starts the image (``docker run IMAGE serve``)."""
+"""Entry point: ``python -m model_server serve``, as SageMaker runs the image (``docker run IMAGE serve``)."""
 
 from __future__ import annotations
 

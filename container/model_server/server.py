@@ -149,7 +149,7 @@ class StreamingServer:
             timeout=settings.close_timeout_seconds,
             heartbeat=settings.ping_interval_seconds or None,
             compress=False,
-            # aiohttp refuses a message of exactly max_msg_size bytes; MAX_MESSAGE_BYTES is the largest allowed.
+            # aiohttp refuses a message of exactly max_msg_size bytes; MAX_MESSAGE_BYTES is the largest taken.
             max_msg_size=settings.max_message_bytes + 1,
             decode_text=False,
         )

@@ -1,4 +1,4 @@
-"""Shared pieces for the container server's tests: servers with the test models mounted, a WebSocket client."""
+"""Shared pieces for the container server's tests: servers with the test models mounted, WebSocket helpers."""
 
 from __future__ import annotations
 

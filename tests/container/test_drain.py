@@ -6,7 +6,14 @@ import asyncio
 import signal
 import time
 
-from tests.container.conftest import closed_with, open_session, server_env, session_ends, upgrade_refused, ws_url
+from tests.container.conftest import (
+    closed_with,
+    open_session,
+    server_env,
+    session_ends,
+    upgrade_refused,
+    ws_url,
+)
 from tests.support.processes import http_status, model_server, wait_until
 
 

@@ -28,7 +28,9 @@ def test_ping_is_200_when_ready(server: RunningProcess, method: str) -> None:
 
 
 def test_invocations_answers_with_the_default_model(server: RunningProcess) -> None:
-    status, body, content_type = post(f"{server.base_url}/invocations", b'{"inputs": "hi"}', "application/json")
+    status, body, content_type = post(
+        f"{server.base_url}/invocations", b'{"inputs": "hi"}', "application/json"
+    )
     assert (status, body, content_type) == (200, b'{"inputs": "hi"}', "application/json")
 
 
@@ -38,11 +40,15 @@ def test_invocations_is_post_only(server: RunningProcess) -> None:
 
 def test_ping_is_503_until_every_model_has_loaded(tmp_path: Path) -> None:
     gate = tmp_path / "loaded"
-    env = server_env(EXTRA_ROUTES="test/gated=tests.container.fixture_models:GatedLoadModel", LOAD_GATE=str(gate))
+    env = server_env(
+        EXTRA_ROUTES="test/gated=tests.container.fixture_models:GatedLoadModel", LOAD_GATE=str(gate)
+    )
     server = start_model_server(env=env, ready=False)
     try:
         wait_until(
-            lambda: http_status(f"{server.base_url}/ping") == 503, timeout=30, what="/ping == 503 while loading"
+            lambda: http_status(f"{server.base_url}/ping") == 503,
+            timeout=30,
+            what="/ping == 503 while loading",
         )
         assert http_status(f"{server.base_url}/ping", method="POST") == 503
         assert post(f"{server.base_url}/invocations", b"early")[0] == 503

@@ -90,7 +90,9 @@ def test_client_vanishing_mid_stream_frees_its_session(how: str) -> None:
                     return False
 
         asyncio.run(vanish(how, server))
-        wait_until(lambda: asyncio.run(slot_is_free()), timeout=10, what="the vanished client's slot to be freed")
+        wait_until(
+            lambda: asyncio.run(slot_is_free()), timeout=10, what="the vanished client's slot to be freed"
+        )
         wait_until(lambda: len(session_ends(server)) >= 1, timeout=5, what="the session_end line")
         end = session_ends(server)[0]
         assert (end["close_code"], end["closed_by"]) == (1006, "client")
@@ -101,8 +103,9 @@ async def vanish(how: str, server: RunningProcess) -> None:
     """Open a session on a raw socket, echo once, then drop the TCP connection without a Close frame."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(
-        b"GET /invocations-bidirectional-stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        b"GET /invocations-bidirectional-stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
     response = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert response.startswith(b"HTTP/1.1 101")
@@ -121,4 +124,8 @@ async def vanish(how: str, server: RunningProcess) -> None:
 def masked_frame(first_byte: int, payload: bytes) -> bytes:
     mask = b"\x11\x22\x33\x44"
     assert len(payload) < 126
-    return bytes([first_byte, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return (
+        bytes([first_byte, 0x80 | len(payload)])
+        + mask
+        + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    )

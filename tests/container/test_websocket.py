@@ -195,7 +195,10 @@ def test_model_sets_its_own_idle_timeout(server: RunningProcess) -> None:
 
 def test_plain_get_on_a_websocket_path_is_a_clear_400(server: RunningProcess) -> None:
     async def scenario() -> tuple[int, str]:
-        async with aiohttp.ClientSession() as http, http.get(ws_url(server).replace("ws:", "http:")) as response:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(ws_url(server).replace("ws:", "http:")) as response,
+        ):
             return response.status, await response.text()
 
     status, body = asyncio.run(scenario())
@@ -222,4 +225,3 @@ def test_each_session_end_is_one_json_log_line(server: RunningProcess) -> None:
     assert (end["close_code"], end["closed_by"]) == (1003, "server")
     assert end["duration_s"] >= 0
     assert len(session_ends(server)) == before + 1  # one line per session, nothing per frame
-

@@ -82,7 +82,9 @@ def parse_listen_query(query: Mapping[str, str]) -> ListenParams:
         )
     language = query.get("language", "en")
     if language.lower() not in LANGUAGES:
-        raise QueryError(f"language={language!r} is not supported: this model transcribes English (en, en-US)")
+        raise QueryError(
+            f"language={language!r} is not supported: this model transcribes English (en, en-US)"
+        )
     return ListenParams(
         interim_results=_boolean(query, "interim_results", False),
         punctuate=_boolean(query, "punctuate", False),

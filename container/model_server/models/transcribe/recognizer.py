@@ -1,0 +1,203 @@
+"""One stream's recognition: PCM in, interim and final transcripts out, with stream times.
+
+Synchronous and not thread-safe: a session calls it only on the model's decoding thread, one call at a
+time. Times are seconds from the first sample of the stream, counted in samples, so they do not depend
+on how the client cut its frames or how fast it sent them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from model_server.models.transcribe.params import SAMPLE_RATE, SAMPLE_WIDTH
+from model_server.models.transcribe.segmenter import SegmentStep, SpeechSegmenter
+
+#: pocketsphinx computes 100 feature frames per second of audio.
+DECODER_FRAMES_PER_SECOND = 100
+#: Audio between two interim results of one utterance (only sent when the words changed).
+INTERIM_INTERVAL_SECONDS = 0.5
+#: An utterance this long is finalized (is_final without speech_final) and decoding goes on in a new
+#: one, so a speaker who never pauses still gets final results and the decoder's lattice stays small.
+MAX_UTTERANCE_SECONDS = 20.0
+#: Fillers in the decoder's segmentation that are not words: <s>, </s>, <sil>, [NOISE], [SPEECH].
+NOT_A_WORD = re.compile(r"^(<.*>|\[.*\]|\+\+.*\+\+)$")
+ALTERNATE_PRONUNCIATION = re.compile(r"\(\d+\)$")
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word with its stream times and posterior probability."""
+
+    text: str
+    start: float
+    end: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """One result: the words of the current utterance so far (interim) or for good (final)."""
+
+    start: float
+    duration: float
+    words: tuple[Word, ...]
+    confidence: float
+    is_final: bool
+    speech_final: bool
+    from_finalize: bool
+
+    @property
+    def text(self) -> str:
+        return " ".join(word.text for word in self.words)
+
+
+class StreamRecognizer:
+    """Feeds one stream's audio through a segmenter and a pocketsphinx decoder."""
+
+    def __init__(self, decoder: Any, *, interim_results: bool, endpointing_ms: int | None) -> None:
+        self._decoder = decoder
+        self._segmenter = SpeechSegmenter(end_window_ms=endpointing_ms)
+        self._interim_results = interim_results
+        self._frame_bytes = self._segmenter.frame_bytes
+        self._pending = b""  # less than one segmenter frame
+        self._samples = 0  # samples handed to the segmenter so far
+        self._in_utterance = False
+        self._utterance_start = 0  # sample index
+        self._utterance_samples = 0  # samples decoded in the current utterance
+        self._samples_at_interim = 0
+        self._last_interim = ""
+        self._interim_sent = False
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio received, including what still waits for a whole frame."""
+        return (self._samples + len(self._pending) // SAMPLE_WIDTH) / SAMPLE_RATE
+
+    def accept(self, pcm: bytes) -> list[Transcript]:
+        """Decode ``pcm`` (whole 16-bit samples); return the results it completed."""
+        results: list[Transcript] = []
+        buffer = self._pending + pcm
+        offset = 0
+        while len(buffer) - offset >= self._frame_bytes:
+            frame = buffer[offset : offset + self._frame_bytes]
+            offset += self._frame_bytes
+            step = self._segmenter.process(frame, self._samples)
+            self._samples += len(frame) // SAMPLE_WIDTH
+            results.extend(self._apply(step, from_finalize=False))
+        self._pending = buffer[offset:]
+        interim = self._interim()
+        if interim is not None:
+            results.append(interim)
+        return results
+
+    def finalize(self, *, from_finalize: bool, closing: bool = False) -> list[Transcript]:
+        """Decode everything received so far and end the utterance (``Finalize``/``CloseStream``).
+
+        With ``from_finalize`` there is always one result marked ``from_finalize`` (with no words
+        when there was no speech), so a client can tell its flush is complete.
+        """
+        if self._pending and self._in_utterance:
+            self._decode(self._pending)
+        self._samples += len(self._pending) // SAMPLE_WIDTH
+        self._pending = b""
+        results = self._apply(self._segmenter.flush(), from_finalize=from_finalize, closing=closing)
+        if from_finalize and not any(result.from_finalize for result in results):
+            now = self._samples / SAMPLE_RATE
+            results.append(Transcript(now, 0.0, (), 0.0, True, closing, True))
+        return results
+
+    def close(self) -> None:
+        """End an utterance left open so the decoder can be reused; results are dropped."""
+        if self._in_utterance:
+            self._decoder.end_utt()
+            self._in_utterance = False
+
+    def _apply(self, step: SegmentStep, *, from_finalize: bool, closing: bool = False) -> list[Transcript]:
+        results: list[Transcript] = []
+        if step.started_at is not None and not self._in_utterance:
+            self._start_utterance(step.started_at)
+        for speech in step.speech:
+            if self._in_utterance:
+                self._decode(speech)
+            if self._in_utterance and self._utterance_samples >= MAX_UTTERANCE_SECONDS * SAMPLE_RATE:
+                results.append(self._end_utterance(speech_final=False, from_finalize=False))
+                self._start_utterance(self._utterance_end())
+        if step.ended and self._in_utterance:
+            result = self._end_utterance(
+                speech_final=not from_finalize or closing, from_finalize=from_finalize
+            )
+            if result.words or self._interim_sent or from_finalize:
+                results.append(result)
+            self._interim_sent = False
+        return results
+
+    def _start_utterance(self, first_sample: int) -> None:
+        self._decoder.start_utt()
+        self._in_utterance = True
+        self._utterance_start = first_sample
+        self._utterance_samples = 0
+        self._samples_at_interim = 0
+        self._last_interim = ""
+
+    def _decode(self, pcm: bytes) -> None:
+        self._decoder.process_raw(pcm, False, False)
+        self._utterance_samples += len(pcm) // SAMPLE_WIDTH
+
+    def _utterance_end(self) -> int:
+        return self._utterance_start + self._utterance_samples
+
+    def _end_utterance(self, *, speech_final: bool, from_finalize: bool) -> Transcript:
+        self._decoder.end_utt()
+        self._in_utterance = False
+        words = self._words(final=True)
+        confidence = sum(word.confidence for word in words) / len(words) if words else 0.0
+        return Transcript(
+            start=self._utterance_start / SAMPLE_RATE,
+            duration=self._utterance_samples / SAMPLE_RATE,
+            words=words,
+            confidence=confidence,
+            is_final=True,
+            speech_final=speech_final,
+            from_finalize=from_finalize,
+        )
+
+    def _interim(self) -> Transcript | None:
+        if not (self._interim_results and self._in_utterance):
+            return None
+        if self._utterance_samples - self._samples_at_interim < INTERIM_INTERVAL_SECONDS * SAMPLE_RATE:
+            return None
+        self._samples_at_interim = self._utterance_samples
+        words = self._words(final=False)
+        text = " ".join(word.text for word in words)
+        if not text or text == self._last_interim:
+            return None
+        self._last_interim = text
+        self._interim_sent = True
+        return Transcript(
+            start=self._utterance_start / SAMPLE_RATE,
+            duration=self._utterance_samples / SAMPLE_RATE,
+            words=words,
+            confidence=0.0,
+            is_final=False,
+            speech_final=False,
+            from_finalize=False,
+        )
+
+    def _words(self, *, final: bool) -> tuple[Word, ...]:
+        """The current best path as words; posteriors exist only once the utterance has ended."""
+        start = self._utterance_start / SAMPLE_RATE
+        words = []
+        for segment in self._decoder.seg():
+            if NOT_A_WORD.match(segment.word):
+                continue
+            words.append(
+                Word(
+                    text=ALTERNATE_PRONUNCIATION.sub("", segment.word),
+                    start=round(start + segment.start_frame / DECODER_FRAMES_PER_SECOND, 3),
+                    end=round(start + (segment.end_frame + 1) / DECODER_FRAMES_PER_SECOND, 3),
+                    confidence=min(1.0, max(0.0, float(segment.prob))) if final else 0.0,
+                )
+            )
+        return tuple(words)
