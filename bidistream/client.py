@@ -29,10 +29,12 @@ from aws_sdk_sagemaker_runtime_http2.models import (  # type: ignore[import-unty
     ResponseStreamEventPayloadPart,
 )
 from awscrt import io as crt_io  # type: ignore[import-untyped]
-from smithy_aws_core.identity import AWSCredentialsIdentity
+from smithy_aws_core.identity import AWSCredentialsIdentity, AWSIdentityProperties
 from smithy_aws_core.identity.chain import IdentityChain, IdentityChainError
+from smithy_aws_core.identity.environment import EnvironmentCredentialsResolver
 from smithy_core.aio.eventstream import DuplexEventStream
 from smithy_core.aio.interfaces.eventstream import EventReceiver
+from smithy_core.aio.interfaces.identity import IdentityResolver
 from smithy_core.exceptions import SmithyIdentityError
 from smithy_http.aio.crt import AWSCRTHTTPClient
 
@@ -250,21 +252,30 @@ def make_transport(ca_file: str | None) -> AWSCRTHTTPClient:
     return transport
 
 
-async def resolve_credentials(region: str, limit: float) -> IdentityChain[AWSCredentialsIdentity]:
+async def resolve_credentials(
+    region: str, limit: float
+) -> IdentityResolver[AWSCredentialsIdentity, AWSIdentityProperties]:
     """The SDK's default credential chain (env incl. AWS_SESSION_TOKEN, files, container, IMDS).
 
-    Resolved up front because the SDK 0.12 waits forever when the chain finds nothing.
+    Resolved up front because the SDK 0.12 waits forever when the chain finds nothing. The chain finds
+    its providers through package metadata; a bundle copied without it still gets env credentials.
     """
+    resolvers: list[IdentityResolver[AWSCredentialsIdentity, AWSIdentityProperties]] = []
+    problems: list[str] = []
     try:
         async with asyncio.timeout(limit):
-            chain = await IdentityChain.create(AWSCredentialsIdentity, region_override=region)
-            await chain.get_identity(properties={})
+            resolvers.append(await IdentityChain.create(AWSCredentialsIdentity, region_override=region))
+            resolvers.append(EnvironmentCredentialsResolver())  # type: ignore[no-untyped-call]
+            for resolver in resolvers:
+                try:
+                    await resolver.get_identity(properties={})
+                except (IdentityChainError, SmithyIdentityError) as error:
+                    problems.append(str(error).splitlines()[0] if str(error) else type(error).__name__)
+                else:
+                    return resolver
     except TimeoutError:
         raise StreamTimeout("AWS credentials", limit) from None
-    except (IdentityChainError, SmithyIdentityError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise StreamFailure(ExitCode.NO_CREDENTIALS, f"no AWS credentials found: {first_line}") from None
-    return chain
+    raise StreamFailure(ExitCode.NO_CREDENTIALS, f"no AWS credentials found: {problems[0]}")
 
 
 @contextlib.asynccontextmanager

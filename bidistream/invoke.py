@@ -1,0 +1,159 @@
+"""``bidistream invoke``: stream text lines or a WAV file to an endpoint, print responses as they arrive.
+
+Text (``--text`` or stdin lines) goes as UTF8 parts; when the input ends the stream's input is closed
+and the answers still in flight are printed. Audio (``--audio``) goes as BINARY parts at real time,
+then ``{"type":"CloseStream"}``, and the model's own close ends the stream; ``Results`` messages are
+shown as a transcript (see ``transcript``). Responses go to stdout, diagnostics to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import threading
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from aws_sdk_sagemaker_runtime_http2.models import ModelStreamError  # type: ignore[import-untyped]
+
+from bidistream.audio import CHUNK_SECONDS, AudioFileError, PcmAudio, paced, read_wav
+from bidistream.client import BidiStream, Part, StreamTarget, Timeouts, open_stream
+from bidistream.errors import ExitCode, describe
+from bidistream.transcript import TranscriptPrinter
+
+CLOSE_STREAM = '{"type":"CloseStream"}'
+NORMAL_CLOSURE = "1000"
+
+
+@dataclass(frozen=True)
+class InvokeInput:
+    """What to send: ``texts``, else ``audio``, else lines from stdin."""
+
+    texts: tuple[str, ...] = ()
+    audio: Path | None = None
+    speed: float = 1.0  # audio pace, times real time
+
+
+async def run_invoke(
+    target: StreamTarget,
+    timeouts: Timeouts,
+    source: InvokeInput,
+    *,
+    stdin: TextIO,
+    stdout: TextIO,
+    stderr: TextIO,
+    tty: bool,
+) -> ExitCode:
+    """Run one invocation; every failure ends in one line on stderr and its exit code."""
+    audio: PcmAudio | None = None
+    if source.audio is not None:
+        try:
+            audio = read_wav(source.audio)
+        except (AudioFileError, OSError) as error:
+            stderr.write(f"bidistream: {source.audio}: {error}\n")
+            return ExitCode.USAGE
+        if target.query_string is None:
+            target = dataclasses.replace(target, query_string=audio.query_string)
+    printer = _ResponsePrinter(stdout, stderr, tty=tty, transcript=audio is not None)
+    try:
+        async with open_stream(target, timeouts) as stream:
+            sender = asyncio.create_task(_send(stream, source, audio, stdin))
+            try:
+                await _receive(stream, printer)
+            finally:
+                sender.cancel()
+                with contextlib.suppress(BaseException):
+                    await sender
+    except ModelStreamError as error:
+        if error.error_code == NORMAL_CLOSURE:
+            printer.finish()
+            stderr.write(f"bidistream: the model closed the stream normally (1000): {error.message}\n")
+            return ExitCode.OK
+        printer.finish()
+        return _fail(error, stderr)
+    except Exception as error:
+        printer.finish()
+        return _fail(error, stderr)
+    printer.finish()
+    return ExitCode.OK
+
+
+def _fail(error: BaseException, stderr: TextIO) -> ExitCode:
+    code, message = describe(error)
+    stderr.write(f"bidistream: {message}\n")
+    return code
+
+
+async def _send(stream: BidiStream, source: InvokeInput, audio: PcmAudio | None, stdin: TextIO) -> None:
+    if audio is not None:
+        async for chunk in paced(audio.chunks(CHUNK_SECONDS), CHUNK_SECONDS, source.speed):
+            await stream.send(Part.binary(chunk))
+        await stream.send(Part.text(CLOSE_STREAM))
+        return  # the model closes the stream once it has answered everything
+    lines: AsyncIterator[str] = _iterate(source.texts) if source.texts else _stdin_lines(stdin)
+    async for line in lines:
+        await stream.send(Part.text(line))
+    await stream.close_input()
+
+
+async def _receive(stream: BidiStream, printer: _ResponsePrinter) -> None:
+    while (part := await stream.receive()) is not None:
+        printer.show(part)
+
+
+async def _iterate(texts: Iterable[str]) -> AsyncIterator[str]:
+    for text in texts:
+        yield text
+
+
+async def _stdin_lines(stdin: TextIO) -> AsyncIterator[str]:
+    # A daemon thread reads stdin, so a blocked read on a terminal never holds up the exit.
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def pump() -> None:
+        for line in stdin:
+            loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\r\n"))
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=pump, name="stdin", daemon=True).start()
+    while (line := await queue.get()) is not None:
+        yield line
+
+
+class _ResponsePrinter:
+    """Text parts as text (fragments joined on one line), binary parts as a size, transcripts as such."""
+
+    def __init__(self, out: TextIO, diagnostics: TextIO, *, tty: bool, transcript: bool) -> None:
+        self._out = out
+        self._diagnostics = diagnostics
+        self._transcript = TranscriptPrinter(out, diagnostics, tty=tty) if transcript else None
+        self._message = bytearray()  # a fragmented UTF8 message being assembled for the transcript
+        self._mid_line = False
+
+    def show(self, part: Part) -> None:
+        if self._transcript is not None and part.is_text:
+            self._message += part.data
+            if part.is_final:
+                self._transcript.show(bytes(self._message))
+                self._message.clear()
+            return
+        if part.is_text:
+            self._out.write(part.data.decode(errors="replace"))
+        else:
+            self._out.write(f"[{len(part.data)} bytes binary]")
+        self._mid_line = not part.is_final
+        if part.is_final:
+            self._out.write("\n")
+        self._out.flush()
+
+    def finish(self) -> None:
+        if self._transcript is not None:
+            self._transcript.finish()
+        if self._mid_line:
+            self._out.write("\n")
+            self._out.flush()
+            self._mid_line = False
