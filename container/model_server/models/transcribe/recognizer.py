@@ -3,6 +3,12 @@
 Synchronous and not thread-safe: a session calls it only on the model's decoding thread, one call at a
 time. Times are seconds from the first sample of the stream, counted in samples, so they do not depend
 on how the client cut its frames or how fast it sent them.
+
+The first utterance of a stream is decoded twice. pocketsphinx normalises features by a running
+cepstral mean that starts from a generic prior and is updated when an utterance ends; until then the
+prior can be far from this microphone's level, and the first utterance comes out much worse (word
+error rate 0.36 instead of 0.14 on our test set). So its final result comes from a second pass over
+the same audio with the mean the first pass measured. Later utterances start from that mean.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ INTERIM_INTERVAL_SECONDS = 0.5
 #: An utterance this long is finalized (is_final without speech_final) and decoding goes on in a new
 #: one, so a speaker who never pauses still gets final results and the decoder's lattice stays small.
 MAX_UTTERANCE_SECONDS = 20.0
+#: The first utterance is decoded again only up to this length: the second pass runs on the decoding
+#: thread that all sessions share, and a long utterance has adapted the mean on its own by its end.
+SECOND_PASS_MAX_SECONDS = 10.0
 #: Fillers in the decoder's segmentation that are not words: <s>, </s>, <sil>, [NOISE], [SPEECH].
 NOT_A_WORD = re.compile(r"^(<.*>|\[.*\]|\+\+.*\+\+)$")
 ALTERNATE_PRONUNCIATION = re.compile(r"\(\d+\)$")
@@ -69,6 +78,7 @@ class StreamRecognizer:
         self._samples_at_interim = 0
         self._last_interim = ""
         self._interim_sent = False
+        self._first_utterance_audio: list[bytes] | None = []  # None once the first utterance has ended
 
     @property
     def audio_seconds(self) -> float:
@@ -144,6 +154,8 @@ class StreamRecognizer:
     def _decode(self, pcm: bytes) -> None:
         self._decoder.process_raw(pcm, False, False)
         self._utterance_samples += len(pcm) // SAMPLE_WIDTH
+        if self._first_utterance_audio is not None:
+            self._first_utterance_audio.append(pcm)
 
     def _utterance_end(self) -> int:
         return self._utterance_start + self._utterance_samples
@@ -151,6 +163,12 @@ class StreamRecognizer:
     def _end_utterance(self, *, speech_final: bool, from_finalize: bool) -> Transcript:
         self._decoder.end_utt()
         self._in_utterance = False
+        first_audio, self._first_utterance_audio = self._first_utterance_audio, None
+        if first_audio and self._utterance_samples <= SECOND_PASS_MAX_SECONDS * SAMPLE_RATE:
+            self._decoder.start_utt()
+            for pcm in first_audio:  # in the frames it came in, so no one call holds the GIL for long
+                self._decoder.process_raw(pcm, False, False)
+            self._decoder.end_utt()
         words = self._words(final=True)
         confidence = sum(word.confidence for word in words) / len(words) if words else 0.0
         return Transcript(
