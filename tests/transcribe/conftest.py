@@ -1,0 +1,116 @@
+"""The transcribe tests' shared pieces: one real model server, the generated clips, a v1/listen client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.support.processes import REPO_ROOT, RunningProcess, model_server
+
+DATA = REPO_ROOT / "tests" / "data"
+SPEECH = DATA / "speech"
+TIMEOUT = 30.0  # seconds one exchange may take before the test fails (decoding shares 2 cores)
+LISTEN = "encoding=linear16&sample_rate=16000"
+
+
+def read_pcm(path: Path) -> bytes:
+    """The samples of a generated clip (16 kHz mono 16-bit), without its header."""
+    with wave.open(str(path), "rb") as clip:
+        assert (clip.getframerate(), clip.getnchannels(), clip.getsampwidth()) == (16000, 1, 2), path
+        return clip.readframes(clip.getnframes())
+
+
+def evaluation_set() -> list[tuple[Path, str]]:
+    """(clip, reference text) for every sentence of the generated evaluation set."""
+    pairs = []
+    for line in (SPEECH / "transcripts.tsv").read_text().splitlines():
+        name, text = line.split("\t")
+        pairs.append((SPEECH / name, text))
+    return pairs
+
+
+@pytest.fixture(scope="session")
+def listen_server() -> Iterator[RunningProcess]:
+    """One server with only the transcribe model, shared by every test that opens its own sessions."""
+    with model_server(env={"MODELS": "transcribe"}) as running:
+        yield running
+
+
+def listen_url(server: RunningProcess, query: str = LISTEN) -> str:
+    return f"ws://127.0.0.1:{server.port}/v1/listen" + (f"?{query}" if query else "")
+
+
+def open_listen(url: str) -> Any:
+    return connect(url, open_timeout=TIMEOUT, close_timeout=TIMEOUT, compression=None, max_size=None)
+
+
+@dataclass
+class Received:
+    """Everything a session sent back, in order, and how it closed."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    close_code: int | None = None
+    close_reason: str | None = None
+
+    def results(self) -> list[dict[str, Any]]:
+        return [message for message in self.messages if message.get("type") == "Results"]
+
+    def finals(self) -> list[dict[str, Any]]:
+        return [result for result in self.results() if result["is_final"]]
+
+    def final_text(self) -> str:
+        return " ".join(filter(None, (transcript(result) for result in self.finals())))
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [message for message in self.messages if message.get("type") == kind]
+
+
+def transcript(result: dict[str, Any]) -> str:
+    return str(result["channel"]["alternatives"][0]["transcript"])
+
+
+async def receive_until_closed(ws: ClientConnection, received: Received) -> Received:
+    """Read JSON messages until the server closes the session (bounded by ``TIMEOUT``)."""
+
+    async def drain() -> None:
+        try:
+            async for message in ws:
+                assert isinstance(message, str), f"expected text frames only, got {len(message)} bytes"
+                received.messages.append(json.loads(message))
+        except ConnectionClosed:
+            pass
+
+    await asyncio.wait_for(drain(), TIMEOUT)
+    received.close_code, received.close_reason = ws.close_code, ws.close_reason
+    return received
+
+
+async def next_message(ws: ClientConnection) -> dict[str, Any]:
+    message = await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert isinstance(message, str)
+    parsed: dict[str, Any] = json.loads(message)
+    return parsed
+
+
+async def stream_clip(url: str, pcm: bytes, *, chunk_bytes: int = 3200) -> Received:
+    """Send ``pcm`` in chunks, then CloseStream; return everything the session answered."""
+    async with open_listen(url) as ws:
+        received = Received()
+        reader = asyncio.create_task(receive_until_closed(ws, received))
+        for offset in range(0, len(pcm), chunk_bytes):
+            await ws.send(pcm[offset : offset + chunk_bytes])
+        await ws.send(json.dumps({"type": "CloseStream"}))
+        return await reader
+
+
+def transcribe(url: str, pcm: bytes, *, chunk_bytes: int = 3200) -> Received:
+    return asyncio.run(stream_clip(url, pcm, chunk_bytes=chunk_bytes))
