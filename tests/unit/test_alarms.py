@@ -58,7 +58,7 @@ def build(
         settings=settings,
         topic=topic,
     )
-    topic_logical_id = stack.get_logical_id(topic.node.default_child) if topic else ""  # type: ignore[arg-type]
+    topic_logical_id = stack.get_logical_id(topic.node.default_child) if topic else ""
     return Built(Template.from_stack(stack), alarms, topic_logical_id)
 
 
