@@ -224,6 +224,9 @@ def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
                 invocation_path=os.environ.get("INVOCATION_PATH") or None,
                 query_string=os.environ.get("QUERY_STRING") or None,
                 budget_seconds=float(os.environ.get("SMOKE_BUDGET_SECONDS", "60")),
+                # Only for running the handler against a local endpoint; unset in the deployed Lambda.
+                endpoint_uri=os.environ.get("SMOKE_ENDPOINT_URI") or None,
+                ca_file=os.environ.get("SMOKE_CA_FILE") or None,
             )
         )
     except SmokeTestFailed as failure:

@@ -213,7 +213,9 @@ async def _until_done(
     # The client ended its input: close the WebSocket, but keep forwarding what the container still
     # sends until it answers the close.
     outcome.text = "client ended the stream"
+    logger.debug("client ended its input; closing the WebSocket")
     await socket.close(NORMAL_CLOSURE, "", limit=settings.close_timeout)
+    logger.debug("WebSocket closed; forwarding what is left")
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(downstream, settings.close_timeout)
 
@@ -250,9 +252,6 @@ async def _container_to_client(
     while True:
         item = await socket.receive()
         if isinstance(item, Closed):
-            if item.by_container:
-                return item
-            await asyncio.Event().wait()  # we closed it: the caller decides when the stream ends
-        else:
-            await response.send_data(payload_part_event(item))
-            outcome.parts_out += 1
+            return item
+        await response.send_data(payload_part_event(item))
+        outcome.parts_out += 1

@@ -1,6 +1,6 @@
 """A WebSocket test peer standing in for a model container, run as a real process.
 
-    python tests/e2e/peer.py PORT
+    python tests/e2e/peer.py PORT MUTE_PORT
 
 Routes (the path the local endpoint asks for decides the behaviour):
   /invocations-bidirectional-stream, /echo   echo every message, type kept, as whole frames
@@ -8,9 +8,10 @@ Routes (the path the local endpoint asks for decides the behaviour):
                and report how the request itself arrived: a text frame {"frames": [[opcode, fin, len]...]}
   /query       answer the first message with a text frame holding the request's path and query
   /close       close with the code and reason given in the query (?code=4000&reason=...) on the first message
-  /mute        complete the handshake, then never read again (no pongs, nothing)
+  /garble      answer every message with the wrong data type (text as binary and the reverse)
   /reject      refuse the upgrade with HTTP 400 and a body
-It prints "ready" once it listens. GET /ping answers 200.
+On MUTE_PORT, any path: complete the handshake, then never read again (no pongs, nothing).
+It prints "ready" once both listen. GET /ping answers 200.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ async def handler(connection: ServerConnection) -> None:
     async for message in connection:
         if route == "/query":
             await connection.send(json.dumps({"path": url.path, "query": url.query}))
+        elif route == "/garble":
+            await connection.send(
+                message.encode() if isinstance(message, str) else message.decode(errors="replace")
+            )
         elif route == "/close":
             await connection.close(int(query.get("code", ["4000"])[0]), query.get("reason", ["bye"])[0])
             return

@@ -1,0 +1,205 @@
+"""The real SDK through the local endpoint to a container: data types, fragments, path and query,
+container close, refused upgrades, keepalive. The endpoint and the containers are real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import pytest
+from aws_sdk_sagemaker_runtime_http2.models import ModelError, ModelStreamError
+
+from bidistream.client import BINARY, COMPLETE, PARTIAL, UTF8, Part, StreamTarget, Timeouts, open_stream
+from bidistream.errors import StreamTimeout
+from tests.e2e.conftest import ENDPOINT_NAME, REGION, EndpointFactory
+from tests.support.processes import RunningProcess, free_port, model_server
+
+QUICK = Timeouts(open=10, first_response=10, idle=10)
+
+
+@pytest.fixture(scope="module")
+def container() -> Iterator[RunningProcess]:
+    with model_server(env={"MODELS": "echo"}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def container_endpoint(container: RunningProcess, start_endpoint: EndpointFactory) -> RunningProcess:
+    return start_endpoint(container.base_url)
+
+
+@pytest.fixture(scope="module")
+def peer_endpoint(peer: RunningProcess, start_endpoint: EndpointFactory) -> RunningProcess:
+    return start_endpoint(peer.base_url)
+
+
+def target(endpoint: RunningProcess, *, path: str | None = None, query: str | None = None) -> StreamTarget:
+    return StreamTarget(
+        endpoint_name=ENDPOINT_NAME,
+        region=REGION,
+        endpoint_uri=str(endpoint.extra["uri"]),
+        ca_file=str(endpoint.extra["ca_file"]),
+        invocation_path=path,
+        query_string=query,
+    )
+
+
+async def exchange(stream_target: StreamTarget, parts: list[Part], answers: int) -> list[Part]:
+    """Send ``parts``, wait for ``answers`` parts, close the input, then take the rest until the stream
+    ends cleanly; returns every part received."""
+    async with open_stream(stream_target, QUICK) as stream:
+        for part in parts:
+            await stream.send(part)
+        received = [part for _ in range(answers) if (part := await stream.receive()) is not None]
+        await stream.close_input()
+        while (part := await stream.receive()) is not None:
+            received.append(part)
+    return received
+
+
+def test_text_and_binary_echo_keep_their_data_types(container_endpoint: RunningProcess) -> None:
+    sent = [Part.text("héllo ✓"), Part.binary(bytes(range(256))), Part.text("")]
+
+    received = asyncio.run(exchange(target(container_endpoint), sent, answers=3))
+
+    assert [(part.data, part.data_type) for part in received] == [
+        (part.data, part.data_type) for part in sent
+    ]
+    assert all(part.completion_state == COMPLETE for part in received)
+
+
+def test_part_without_data_type_becomes_a_binary_frame(container_endpoint: RunningProcess) -> None:
+    received = asyncio.run(exchange(target(container_endpoint), [Part(b"raw")], answers=1))
+
+    assert received == [Part(b"raw", BINARY, COMPLETE)]
+
+
+def test_client_fragments_arrive_as_fin_0_then_fin_1_frames(peer_endpoint: RunningProcess) -> None:
+    sent = [
+        Part.text("Generat", completion_state=PARTIAL),
+        Part.text("ing", completion_state=PARTIAL),
+        Part.text(" response", completion_state=COMPLETE),
+    ]
+
+    received = asyncio.run(exchange(target(peer_endpoint, path="fragments"), sent, answers=1))
+
+    text, continuation = 1, 0
+    assert json.loads(received[0].data) == {
+        "frames": [[text, False, 7], [continuation, False, 3], [continuation, True, 9]]
+    }
+
+
+def test_container_fragments_arrive_as_partial_parts_then_complete(peer_endpoint: RunningProcess) -> None:
+    received = asyncio.run(
+        exchange(target(peer_endpoint, path="fragments"), [Part.binary(b"abcdefghi")], answers=5)
+    )
+
+    report, *fragments = received
+    assert report.data_type == UTF8
+    assert [(part.data, part.data_type, part.completion_state) for part in fragments] == [
+        (b"abc", BINARY, PARTIAL),
+        (b"def", BINARY, PARTIAL),
+        (b"ghi", BINARY, PARTIAL),
+        (b"", BINARY, COMPLETE),  # websockets ends an iterated message with an empty final frame
+    ]
+
+
+def test_invocation_path_and_query_reach_the_container(peer_endpoint: RunningProcess) -> None:
+    received = asyncio.run(
+        exchange(
+            target(peer_endpoint, path="query", query="model=nova-3&note=a%20b"), [Part.text("?")], answers=1
+        )
+    )
+
+    assert json.loads(received[0].data) == {"path": "/query", "query": "model=nova-3&note=a%20b"}
+
+
+def test_container_close_reaches_the_client_as_model_stream_error_with_its_code(
+    peer_endpoint: RunningProcess,
+) -> None:
+    async def run() -> None:
+        async with open_stream(
+            target(peer_endpoint, path="close", query="code=4001&reason=done"), QUICK
+        ) as stream:
+            await stream.send(Part.text("bye"))
+            await stream.receive()
+
+    with pytest.raises(ModelStreamError) as raised:
+        asyncio.run(run())
+
+    assert (raised.value.error_code, raised.value.message) == ("4001", "done")
+
+
+def test_real_container_close_code_for_invalid_utf8_text(container_endpoint: RunningProcess) -> None:
+    async def run() -> None:
+        async with open_stream(target(container_endpoint), QUICK) as stream:
+            await stream.send(Part(b"\xff\xfe", UTF8))
+            await stream.receive()
+
+    with pytest.raises(ModelStreamError) as raised:
+        asyncio.run(run())
+
+    assert raised.value.error_code == "1007"
+
+
+def test_refused_upgrade_is_a_424_model_error_with_the_container_status(
+    peer_endpoint: RunningProcess,
+) -> None:
+    async def run() -> None:
+        async with open_stream(target(peer_endpoint, path="reject"), QUICK):
+            pytest.fail("the stream must not open")
+
+    with pytest.raises(ModelError) as raised:
+        asyncio.run(run())
+
+    assert raised.value.original_status_code == 400
+    assert "unknown model parameter" in (raised.value.original_message or "")
+
+
+def test_container_down_is_a_424_model_error(start_endpoint: EndpointFactory) -> None:
+    nothing_there = start_endpoint(f"http://127.0.0.1:{free_port()}")
+
+    async def run() -> None:
+        async with open_stream(target(nothing_there), QUICK):
+            pytest.fail("the stream must not open")
+
+    with pytest.raises(ModelError) as raised:
+        asyncio.run(run())
+
+    assert "Failed to establish WebSocket connection" in (raised.value.message or "")
+    assert raised.value.original_status_code is None
+
+
+@pytest.fixture(scope="module")
+def fast_ping_endpoints(peer: RunningProcess, start_endpoint: EndpointFactory) -> dict[str, RunningProcess]:
+    """Endpoints pinging every 0.2 s, closing after 3 misses: one before the mute port, one before echo."""
+    settings = ("--ping-interval", "0.2", "--max-missed-pongs", "3")
+    return {
+        "mute": start_endpoint(f"http://127.0.0.1:{peer.extra['mute_port']}", *settings),
+        "answering": start_endpoint(peer.base_url, *settings),
+    }
+
+
+def test_container_that_never_answers_pings_is_closed_with_1011(
+    fast_ping_endpoints: dict[str, RunningProcess],
+) -> None:
+    async def run() -> None:
+        async with open_stream(target(fast_ping_endpoints["mute"]), QUICK) as stream:
+            await stream.receive()
+
+    with pytest.raises(ModelStreamError) as raised:
+        asyncio.run(run())
+
+    assert raised.value.error_code == "1011"
+    assert "3 pings" in (raised.value.message or "")
+
+
+def test_container_that_answers_pings_stays_open(fast_ping_endpoints: dict[str, RunningProcess]) -> None:
+    # Ten ping intervals of silence: the only way this stream ends is our own first-response deadline.
+    async def run() -> None:
+        async with open_stream(target(fast_ping_endpoints["answering"]), Timeouts(10, 2.0, 10)) as stream:
+            await stream.receive()
+
+    with pytest.raises(StreamTimeout, match="first response"):
+        asyncio.run(run())
