@@ -19,6 +19,7 @@ from stacks.smoke_test.infrastructure import SmokeTest
 
 CONTAINER_DIR: Final = Path(__file__).resolve().parents[1] / "container"
 # Only what the endpoint's storage volume encryption needs; no kms:* and no other key.
+SAMPLE_CLIP: Final = "bidistream/data/speech-sample.wav"
 VOLUME_KEY_ACTIONS: Final = ("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey")
 
 
@@ -123,11 +124,16 @@ class EndpointStack(cdk.Stack):
             self, "EndpointArn", value=self.endpoint.endpoint_arn, description="SageMaker endpoint ARN"
         )
         cdk.CfnOutput(self, "Region", value=self.region, description="Region of the endpoint")
+        # The same path and query the smoke test uses; audio for a speech model, a line of text for echo.
         command = ["bidistream", "invoke", endpoint_name, "--region", self.region]
         if settings.resolved_smoke_invocation_path is not None:
-            command += ["--invocation-path", settings.resolved_smoke_invocation_path]
+            command += ["--path", settings.resolved_smoke_invocation_path]
         if settings.resolved_smoke_query_string is not None:
-            command += ["--query-string", f"'{settings.resolved_smoke_query_string}'"]
+            command += ["--query", f"'{settings.resolved_smoke_query_string}'"]
+        if settings.resolved_smoke_mode == "transcribe":
+            command += ["--audio", SAMPLE_CLIP]
+        else:
+            command += ["--text", "hello"]
         cdk.CfnOutput(
             self,
             "InvokeCommand",

@@ -19,7 +19,8 @@ SmokeMode = Literal["echo", "transcribe"]
 DEFAULT_INSTANCE_TYPE: Final = "ml.g6.2xlarge"
 # Deepgram's SageMaker listing serves Nova-3 here; our own speech model speaks the same messages.
 SPEECH_INVOCATION_PATH: Final = "v1/listen"
-MARKETPLACE_QUERY_STRING: Final = "model=nova-3"
+# The smoke clip goes as raw 16 kHz 16-bit PCM, which Deepgram decodes only when told the encoding.
+MARKETPLACE_QUERY_STRING: Final = "model=nova-3&encoding=linear16&sample_rate=16000"
 
 _SETTING_KEY = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
@@ -359,7 +360,8 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "smoke_test": "Run the post-deploy smoke test (a CDK trigger that fails the deployment)",
     "smoke_mode": "`echo` or `transcribe`; unset = transcribe for a package, echo for our image",
     "smoke_invocation_path": "Invocation path for the smoke stream (unset: `v1/listen` when transcribing)",
-    "smoke_query_string": "Query string for the smoke stream (unset: `model=nova-3` for a package)",
+    "smoke_query_string": "Query string for the smoke stream (unset: "
+    "`model=nova-3&encoding=linear16&sample_rate=16000` for a package)",
     "smoke_budget_seconds": "Time budget for the whole smoke check, 5-600 s",
 }
 

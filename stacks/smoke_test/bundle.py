@@ -82,8 +82,9 @@ def asset_hash() -> str:
 class LocalPipBundler:
     """Builds the bundle with this machine's pip from the wheelhouse: no Docker, no network."""
 
-    def __init__(self, *, wheelhouse: Path = WHEELHOUSE) -> None:
+    def __init__(self, *, wheelhouse: Path = WHEELHOUSE, requirements: Path = REQUIREMENTS_FILE) -> None:
         self._wheelhouse = wheelhouse
+        self._requirements = requirements
 
     def try_bundle(self, output_dir: str, **_options: object) -> bool:
         if not any(self._wheelhouse.glob("*.whl")):
@@ -96,7 +97,7 @@ class LocalPipBundler:
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
             "--no-index", "--find-links", str(self._wheelhouse), "--only-binary=:all:",
             "--platform", PIP_PLATFORM, "--implementation", "cp", "--python-version", PIP_PYTHON_VERSION,
-            "--no-compile", "--target", str(output), "--requirement", str(REQUIREMENTS_FILE),
+            "--no-compile", "--target", str(output), "--requirement", str(self._requirements),
         ]  # fmt: skip
         result = subprocess.run(
             command, capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS, check=False

@@ -1,0 +1,77 @@
+"""Build the real stack in-process for template tests: no AWS credentials, no Docker, no network.
+
+Bundling is skipped (``aws:cdk:bundling-stacks: []``), the account and region are given explicitly,
+and jsii starts once per test process; module-scoped fixtures keep each template to one synth.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before aws_cdk starts node: jsii's end-of-life banner for Node 20 is noise in test output.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk.assertions import Template
+
+from stacks.endpoint_stack import CONTAINER_DIR, EndpointStack
+from stacks.settings import Settings
+
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
+PACKAGE_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/deepgram-nova-3-example/1"
+KMS_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def build_stack(
+    context: Mapping[str, Any] | None = None,
+    *,
+    container_directory: Path = CONTAINER_DIR,
+    app_context: Mapping[str, Any] | None = None,
+) -> EndpointStack:
+    """The app's stack for these settings (given as CDK context, exactly as the CLI would pass them)."""
+    settings = Settings.from_context(dict(context or {}))
+    app = cdk.App(context={**NO_BUNDLING, **(app_context or {})})
+    return EndpointStack(
+        app,
+        settings.stack_name,
+        settings=settings,
+        container_directory=container_directory,
+        env=cdk.Environment(account=ACCOUNT, region=REGION),
+    )
+
+
+def template_of(context: Mapping[str, Any] | None = None, **kwargs: Any) -> Template:
+    return Template.from_stack(build_stack(context, **kwargs))
+
+
+def only_resource(template: Template, resource_type: str) -> tuple[str, dict[str, Any]]:
+    """The logical ID and definition of the one resource of ``resource_type``."""
+    found = template.find_resources(resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
+    return next(iter(found.items()))
+
+
+def role_statements(template: Template, role_logical_id: str) -> list[dict[str, Any]]:
+    """Every statement of every AWS::IAM::Policy attached to the role (inline policies included)."""
+    statements: list[dict[str, Any]] = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        if {"Ref": role_logical_id} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    role = template.to_json()["Resources"][role_logical_id]["Properties"]
+    for inline in role.get("Policies", []):
+        statements.extend(inline["PolicyDocument"]["Statement"])
+    return statements
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def actions_of(statements: list[dict[str, Any]]) -> set[str]:
+    return {action for statement in statements for action in as_list(statement["Action"])}

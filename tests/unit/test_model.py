@@ -1,0 +1,203 @@
+"""The model construct: image asset, least-privilege execution role, and the two model modes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Capture, Match, Template
+
+from stacks.endpoint_stack import CONTAINER_DIR
+from tests.unit.conftest import (
+    KMS_KEY_ARN,
+    PACKAGE_ARN,
+    actions_of,
+    as_list,
+    build_stack,
+    only_resource,
+    role_statements,
+    template_of,
+)
+
+ECR_PULL = {"ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"}
+LOG_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"}
+VPC = {"vpc_subnet_ids": "subnet-0123abcd,subnet-4567ef01", "vpc_security_group_ids": "sg-0123abcd"}
+
+
+@pytest.fixture(scope="module")
+def byoc() -> Template:
+    return template_of()
+
+
+@pytest.fixture(scope="module")
+def package() -> Template:
+    return template_of({"model_package_arn": PACKAGE_ARN})
+
+
+@pytest.fixture(scope="module")
+def vpc_with_key() -> Template:
+    return template_of(
+        {**VPC, "network_isolation": "true", "instance_type": "ml.c5.xlarge", "kms_key_arn": KMS_KEY_ARN}
+    )
+
+
+def execution_role_statements(template: Template) -> list[dict[str, Any]]:
+    role_id, _ = next(
+        (logical_id, role)
+        for logical_id, role in template.find_resources("AWS::IAM::Role").items()
+        if logical_id.startswith("ModelExecutionRole")
+    )
+    return role_statements(template, role_id)
+
+
+def rendered(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def test_byoc_model_runs_the_asset_image_without_isolation(byoc: Template) -> None:
+    image = Capture()
+    byoc.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "PrimaryContainer": {"Image": {"Fn::Sub": image}, "Mode": "SingleModel"},
+            "EnableNetworkIsolation": False,
+            "ModelName": Match.absent(),
+            "VpcConfig": Match.absent(),
+        },
+    )
+    stack = build_stack()
+    assert stack.model.image is not None
+    assert image.as_string().endswith(f":{stack.model.image.asset_hash}")
+    assert "container-assets" in image.as_string()
+
+
+def test_image_asset_is_built_from_container_dir_for_linux_amd64() -> None:
+    stack = build_stack()
+    assembly = Path(stack.node.root.synth().directory)
+    images = json.loads((assembly / f"{stack.artifact_id}.assets.json").read_text())["dockerImages"]
+    assert len(images) == 1
+    source = next(iter(images.values()))["source"]
+    assert source["platform"] == "linux/amd64"
+    staged = assembly / source["directory"]
+    assert (staged / "Dockerfile").read_text() == (CONTAINER_DIR / "Dockerfile").read_text()
+
+
+def test_model_waits_for_its_role_policy(byoc: Template) -> None:
+    _, model = only_resource(byoc, "AWS::SageMaker::Model")
+    policies = byoc.find_resources(
+        "AWS::IAM::Policy",
+        {"Properties": {"Roles": [{"Ref": Match.string_like_regexp("^ModelExecutionRole")}]}},
+    )
+    policy_id = next(iter(policies))
+    assert policy_id in model["DependsOn"]
+
+
+def test_execution_role_is_assumed_by_sagemaker_and_has_no_managed_policies(byoc: Template) -> None:
+    byoc.has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "AssumeRolePolicyDocument": {
+                "Statement": [Match.object_like({"Principal": {"Service": "sagemaker.amazonaws.com"}})]
+            },
+            "ManagedPolicyArns": Match.absent(),
+        },
+    )
+    # Ours only: the CDK trigger framework's provider role is not ours to shape (see test_smoke_test).
+    for logical_id, role in byoc.find_resources("AWS::IAM::Role").items():
+        if logical_id.startswith(("ModelExecutionRole", "SmokeTestRole")):
+            assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_execution_role_may_do_only_pull_logs_and_metrics(byoc: Template) -> None:
+    assert actions_of(execution_role_statements(byoc)) == ECR_PULL | LOG_ACTIONS | {
+        "ecr:GetAuthorizationToken",
+        "cloudwatch:PutMetricData",
+    }
+
+
+def test_image_pull_is_limited_to_the_asset_repository(byoc: Template) -> None:
+    for statement in execution_role_statements(byoc):
+        actions = set(as_list(statement["Action"]))
+        if actions & ECR_PULL:
+            assert actions == ECR_PULL
+            assert "cdk-hnb659fds-container-assets-123456789012-eu-west-1" in rendered(statement["Resource"])
+            assert "*" not in rendered(statement["Resource"])
+        if actions == {"ecr:GetAuthorizationToken"}:
+            assert statement["Resource"] == "*"  # the action has no resource-level permissions
+
+
+def test_logs_go_only_to_this_endpoints_log_group(byoc: Template) -> None:
+    statement = next(s for s in execution_role_statements(byoc) if s.get("Sid") == "EndpointLogs")
+    resources = [rendered(resource) for resource in statement["Resource"]]
+    assert len(resources) == 2
+    assert all(":log-group:/aws/sagemaker/Endpoints/bidistream" in resource for resource in resources)
+    assert any(
+        resource.endswith(':log-group:/aws/sagemaker/Endpoints/bidistream"]]}') for resource in resources
+    )
+
+
+def test_metrics_only_under_the_endpoint_namespace(byoc: Template) -> None:
+    statement = next(s for s in execution_role_statements(byoc) if s.get("Sid") == "EndpointMetrics")
+    assert statement["Action"] == "cloudwatch:PutMetricData"
+    assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}}
+
+
+def test_no_vpc_or_kms_permissions_when_those_settings_are_off(byoc: Template) -> None:
+    actions = actions_of(execution_role_statements(byoc))
+    assert not {action for action in actions if action.startswith(("ec2:", "kms:"))}
+
+
+def test_model_package_mode_uses_the_package_with_network_isolation(package: Template) -> None:
+    package.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "PrimaryContainer": {"ModelPackageName": PACKAGE_ARN, "Image": Match.absent()},
+            "EnableNetworkIsolation": True,
+        },
+    )
+
+
+def test_model_package_mode_builds_no_image_and_grants_no_ecr(package: Template) -> None:
+    assert build_stack({"model_package_arn": PACKAGE_ARN}).model.image is None
+    actions = actions_of(execution_role_statements(package))
+    assert not {action for action in actions if action.startswith("ecr:")}
+    assert actions == LOG_ACTIONS | {"cloudwatch:PutMetricData"}
+
+
+def test_vpc_config_and_isolation_for_our_container(vpc_with_key: Template) -> None:
+    vpc_with_key.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "EnableNetworkIsolation": True,
+            "VpcConfig": {
+                "Subnets": ["subnet-0123abcd", "subnet-4567ef01"],
+                "SecurityGroupIds": ["sg-0123abcd"],
+            },
+        },
+    )
+
+
+def test_vpc_mode_creates_interfaces_only_in_the_configured_subnets(vpc_with_key: Template) -> None:
+    statements = {s.get("Sid"): s for s in execution_role_statements(vpc_with_key)}
+    create = statements["VpcCreateInterfaces"]
+    assert create["Action"] == "ec2:CreateNetworkInterface"
+    resources = rendered(create["Resource"])
+    for resource_id in ("subnet/subnet-0123abcd", "subnet/subnet-4567ef01", "security-group/sg-0123abcd"):
+        assert resource_id in resources
+    assert "subnet/*" not in resources
+    assert rendered(statements["VpcManageInterfaces"]["Resource"]).endswith(':network-interface/*"]]}')
+    assert statements["VpcDescribe"]["Resource"] == "*"
+    assert all(action.startswith("ec2:Describe") for action in statements["VpcDescribe"]["Action"])
+
+
+def test_kms_key_use_is_granted_on_that_key_only(vpc_with_key: Template) -> None:
+    statement = next(s for s in execution_role_statements(vpc_with_key) if s.get("Sid") == "VolumeKey")
+    assert statement["Resource"] == KMS_KEY_ARN
+    assert set(statement["Action"]) == {
+        "kms:CreateGrant",
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:GenerateDataKey",
+    }

@@ -1,0 +1,220 @@
+"""Settings: defaults, parsing of cdk.json / -c values, and one refusal per kind of bad setting."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stacks.settings import (
+    DEFAULT_INSTANCE_TYPE,
+    SETTING_DOCS,
+    Settings,
+    SettingsError,
+    has_gpu,
+    has_local_nvme,
+)
+from tests.unit.conftest import KMS_KEY_ARN, PACKAGE_ARN
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def refused(context: dict[str, Any]) -> str:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_context(context)
+    return str(caught.value)
+
+
+def test_defaults_are_a_gpu_byoc_echo_endpoint_named_after_the_stack() -> None:
+    settings = Settings.from_context({})
+    assert settings.instance_type == DEFAULT_INSTANCE_TYPE == "ml.g6.2xlarge"
+    assert settings.instance_count == 1
+    assert settings.resolved_endpoint_name == "bidistream"
+    assert not settings.uses_model_package
+    assert settings.resolved_network_isolation is False
+    assert settings.resolved_smoke_mode == "echo"
+    assert settings.resolved_smoke_invocation_path is None
+
+
+def test_command_line_strings_are_parsed_to_typed_values() -> None:
+    settings = Settings.from_context(
+        {
+            "instance_type": "ml.c5.xlarge",
+            "instance_count": "3",
+            "volume_size_gb": "40",
+            "network_isolation": "true",
+            "smoke_test": "false",
+            "alarm_5xx_error_rate": "0.1",
+            "vpc_subnet_ids": "subnet-0123abcd, subnet-4567ef01",
+            "vpc_security_group_ids": "sg-0123abcd",
+            "kms_key_arn": KMS_KEY_ARN,
+        }
+    )
+    assert settings.instance_count == 3
+    assert settings.volume_size_gb == 40
+    assert settings.network_isolation is True
+    assert settings.smoke_test is False
+    assert settings.alarm_5xx_error_rate == 0.1
+    assert settings.vpc_subnet_ids == ("subnet-0123abcd", "subnet-4567ef01")
+
+
+def test_cdk_context_keys_that_are_not_settings_are_ignored() -> None:
+    settings = Settings.from_context(
+        {"@aws-cdk/core:checkSecretUsage": True, "aws:cdk:bundling-stacks": [], "cli-telemetry": False}
+    )
+    assert settings == Settings()
+
+
+def test_cdk_json_settings_are_valid_and_every_documented_setting_exists() -> None:
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    Settings.from_context(context)
+    assert set(SETTING_DOCS) == {name for name in Settings.__dataclass_fields__}
+
+
+def test_model_package_switches_to_isolated_transcription_with_nova_3_query() -> None:
+    settings = Settings.from_context({"model_package_arn": PACKAGE_ARN})
+    assert settings.uses_model_package
+    assert settings.resolved_network_isolation is True
+    assert settings.resolved_smoke_mode == "transcribe"
+    assert settings.resolved_smoke_invocation_path == "v1/listen"
+    assert settings.resolved_smoke_query_string == "model=nova-3&encoding=linear16&sample_rate=16000"
+
+
+def test_our_speech_model_can_be_smoke_tested_by_transcription() -> None:
+    settings = Settings.from_context({"smoke_mode": "transcribe"})
+    assert settings.resolved_smoke_invocation_path == "v1/listen"
+    assert settings.resolved_smoke_query_string is None
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "nvme", "gpu"),
+    [
+        ("ml.g6.2xlarge", True, True),
+        ("ml.g5.xlarge", True, True),
+        ("ml.g4dn.xlarge", True, True),
+        ("ml.p4d.24xlarge", True, True),
+        ("ml.m5d.large", True, False),
+        ("ml.c5.xlarge", False, False),
+        ("ml.inf2.xlarge", False, False),
+        ("ml.p3.2xlarge", False, True),
+    ],
+)
+def test_instance_families_are_classified(instance_type: str, nvme: bool, gpu: bool) -> None:
+    assert has_local_nvme(instance_type) is nvme
+    assert has_gpu(instance_type) is gpu
+
+
+def test_unknown_instance_type_pattern_is_refused() -> None:
+    message = refused({"instance_type": "g6.2xlarge"})
+    assert "setting 'instance_type' = 'g6.2xlarge'" in message
+    assert "expected an ML instance type such as ml.g6.2xlarge" in message
+
+
+def test_instance_count_below_one_is_refused() -> None:
+    message = refused({"instance_count": "0"})
+    assert "setting 'instance_count' = '0'" in message
+    assert "expected an integer >= 1" in message
+
+
+def test_non_integer_instance_count_is_refused() -> None:
+    assert "setting 'instance_count' = 1.5" in refused({"instance_count": 1.5})
+
+
+def test_malformed_model_package_arn_is_refused() -> None:
+    message = refused({"model_package_arn": "arn:aws:sagemaker:eu-west-1:123:model/oops"})
+    assert "setting 'model_package_arn' = 'arn:aws:sagemaker:eu-west-1:123:model/oops'" in message
+    assert "model-package/<name>" in message
+
+
+def test_malformed_kms_key_arn_is_refused() -> None:
+    message = refused({"kms_key_arn": "alias/my-key", "instance_type": "ml.c5.xlarge"})
+    assert "setting 'kms_key_arn' = 'alias/my-key'" in message
+    assert "a KMS key ARN" in message
+
+
+def test_kms_key_on_an_nvme_instance_is_refused() -> None:
+    message = refused({"kms_key_arn": KMS_KEY_ARN})
+    assert f"setting 'kms_key_arn' = '{KMS_KEY_ARN}'" in message
+    assert "instance_type 'ml.g6.2xlarge'" in message
+    assert "local NVMe storage" in message
+    assert "EBS-only instance type" in message
+
+
+def test_kms_key_on_an_ebs_instance_is_accepted() -> None:
+    assert Settings.from_context({"kms_key_arn": KMS_KEY_ARN, "instance_type": "ml.p3.2xlarge"}).kms_key_arn
+
+
+def test_volume_size_on_an_nvme_instance_is_refused() -> None:
+    message = refused({"volume_size_gb": 100})
+    assert "setting 'volume_size_gb' = 100" in message
+    assert "local NVMe storage" in message
+
+
+def test_unknown_key_is_refused_with_a_suggestion() -> None:
+    message = refused({"instance_typ": "ml.g6.2xlarge"})
+    assert "unknown setting 'instance_typ' = 'ml.g6.2xlarge'" in message
+    assert "did you mean 'instance_type'?" in message
+    assert "allowed settings:" in message and "smoke_budget_seconds" in message
+
+
+def test_half_a_vpc_is_refused() -> None:
+    message = refused({"vpc_subnet_ids": "subnet-0123abcd"})
+    assert "'vpc_subnet_ids' = ['subnet-0123abcd']" in message
+    assert "expected both set (VPC mode) or both empty" in message
+
+
+def test_malformed_subnet_id_is_refused() -> None:
+    message = refused({"vpc_subnet_ids": ["subnet-XYZ"], "vpc_security_group_ids": ["sg-0123abcd"]})
+    assert "setting 'vpc_subnet_ids' = ['subnet-XYZ']" in message
+
+
+def test_network_isolation_off_for_a_model_package_is_refused() -> None:
+    message = refused({"model_package_arn": PACKAGE_ARN, "network_isolation": "false"})
+    assert "setting 'network_isolation' = False" in message
+    assert "expected true or unset" in message
+
+
+def test_bad_boolean_is_refused() -> None:
+    assert "setting 'smoke_test' = 'yes' is not allowed: expected true or false" in refused(
+        {"smoke_test": "yes"}
+    )
+
+
+def test_bad_smoke_mode_is_refused() -> None:
+    message = refused({"smoke_mode": "ping"})
+    assert "setting 'smoke_mode' = 'ping'" in message and "'echo' or 'transcribe'" in message
+
+
+def test_out_of_range_timeout_is_refused() -> None:
+    message = refused({"container_startup_health_check_timeout_seconds": 30})
+    assert "setting 'container_startup_health_check_timeout_seconds' = 30" in message
+    assert "from 60 to 3600" in message
+
+
+def test_error_rate_above_one_is_refused() -> None:
+    assert "setting 'alarm_5xx_error_rate' = 5" in refused({"alarm_5xx_error_rate": 5})
+
+
+def test_more_datapoints_than_the_window_is_refused() -> None:
+    message = refused({"alarm_datapoints": 6, "alarm_evaluation_minutes": 5})
+    assert "setting 'alarm_datapoints' = 6" in message and "alarm_evaluation_minutes (5)" in message
+
+
+def test_bad_endpoint_name_is_refused() -> None:
+    message = refused({"endpoint_name": "my_endpoint"})
+    assert "setting 'endpoint_name' = 'my_endpoint'" in message
+
+
+def test_stack_name_that_makes_a_bad_endpoint_name_asks_for_an_explicit_one() -> None:
+    message = refused({"stack_name": "Bidi-"})
+    assert "derived from stack_name 'Bidi-'" in message and "set endpoint_name explicitly" in message
+
+
+def test_every_message_names_the_setting_the_value_and_what_is_allowed() -> None:
+    for context in ({"instance_count": "-1"}, {"smoke_budget_seconds": "9999"}, {"variant_name": "-x"}):
+        message = refused(context)
+        key, value = next(iter(context.items()))
+        assert re.search(rf"setting '{key}' = '{re.escape(value)}' is not allowed: expected .+", message)

@@ -1,0 +1,159 @@
+"""The smoke-test trigger: after the endpoint, again on image/model/config change, may invoke only it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from stacks.endpoint_stack import CONTAINER_DIR
+from tests.unit.conftest import PACKAGE_ARN, actions_of, only_resource, role_statements, template_of
+
+
+@pytest.fixture(scope="module")
+def default() -> Template:
+    return template_of()
+
+
+def smoke_function(template: Template) -> dict[str, Any]:
+    found = template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Runtime": Match.string_like_regexp("^python")}}
+    )
+    assert len(found) == 1
+    return dict(next(iter(found.values()))["Properties"])
+
+
+def trigger_version(template: Template) -> str:
+    """The Lambda version the trigger invokes: a new one means the trigger runs again."""
+    _, trigger = only_resource(template, "Custom::Trigger")
+    return str(trigger["Properties"]["HandlerArn"]["Ref"])
+
+
+def test_trigger_runs_after_the_endpoint_and_reruns_on_handler_change(default: Template) -> None:
+    endpoint_id, _ = only_resource(default, "AWS::SageMaker::Endpoint")
+    _, trigger = only_resource(default, "Custom::Trigger")
+    assert endpoint_id in trigger["DependsOn"]
+    assert trigger["Properties"]["ExecuteOnHandlerChange"] is True
+    assert trigger["Properties"]["InvocationType"] == "RequestResponse"
+    # The invoke timeout is the Lambda's: budget (60 s) plus the start-up margin.
+    assert trigger["Properties"]["Timeout"] == "120000"
+    assert trigger_version(default).startswith("SmokeTestFunctionCurrentVersion")
+
+
+def test_function_runs_the_shared_smoke_check_on_the_newest_python(default: Template) -> None:
+    function = smoke_function(default)
+    assert function["Runtime"] == "python3.14"
+    assert function["Handler"] == "handler.lambda_handler"
+    assert function["Architectures"] == ["x86_64"]
+    assert (function["Timeout"], function["MemorySize"]) == (120, 512)
+    assert function["Code"]["S3Key"].endswith(".zip")
+
+
+def test_function_environment_selects_endpoint_mode_and_budget(default: Template) -> None:
+    variables = smoke_function(default)["Environment"]["Variables"]
+    assert variables["ENDPOINT_NAME"] == "bidistream"
+    assert variables["SMOKE_MODE"] == "echo"
+    assert variables["SMOKE_BUDGET_SECONDS"] == "60"
+    assert len(variables["DEPLOYMENT_FINGERPRINT"]) == 64
+    assert "INVOCATION_PATH" not in variables and "QUERY_STRING" not in variables
+    assert "AWS_REGION" not in variables  # reserved: Lambda sets it
+
+
+def test_model_package_smoke_test_transcribes_on_v1_listen_with_nova_3() -> None:
+    variables = smoke_function(template_of({"model_package_arn": PACKAGE_ARN}))["Environment"]["Variables"]
+    assert variables["SMOKE_MODE"] == "transcribe"
+    assert variables["INVOCATION_PATH"] == "v1/listen"
+    assert variables["QUERY_STRING"] == "model=nova-3&encoding=linear16&sample_rate=16000"
+
+
+def test_budget_sets_the_lambda_and_trigger_timeout() -> None:
+    template = template_of({"smoke_budget_seconds": "300"})
+    assert smoke_function(template)["Timeout"] == 360
+    _, trigger = only_resource(template, "Custom::Trigger")
+    assert trigger["Properties"]["Timeout"] == "360000"
+
+
+def test_role_may_invoke_only_this_endpoint_and_write_only_its_own_logs(default: Template) -> None:
+    endpoint_id, _ = only_resource(default, "AWS::SageMaker::Endpoint")
+    role_id = next(
+        logical_id
+        for logical_id in default.find_resources("AWS::IAM::Role")
+        if logical_id.startswith("SmokeTestRole")
+    )
+    log_group_id, _ = only_resource(default, "AWS::Logs::LogGroup")
+    statements = role_statements(default, role_id)
+    assert actions_of(statements) == {
+        "sagemaker:InvokeEndpoint",
+        "sagemaker:InvokeEndpointWithBidirectionalStream",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    for statement in statements:
+        if any(action.startswith("sagemaker:") for action in statement["Action"]):
+            assert statement["Resource"] == {"Ref": endpoint_id}  # Ref of an endpoint is its ARN
+        else:
+            assert statement["Resource"] == {"Fn::GetAtt": [log_group_id, "Arn"]}
+
+
+def test_role_is_for_lambda_with_no_managed_policy(default: Template) -> None:
+    role_id = next(
+        logical_id
+        for logical_id in default.find_resources("AWS::IAM::Role")
+        if logical_id.startswith("SmokeTestRole")
+    )
+    role = default.to_json()["Resources"][role_id]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "lambda.amazonaws.com"
+    }
+    assert "ManagedPolicyArns" not in role
+
+
+def test_own_log_group_with_retention_survives_a_rollback(default: Template) -> None:
+    log_group_id, log_group = only_resource(default, "AWS::Logs::LogGroup")
+    assert log_group["Properties"]["RetentionInDays"] == 30
+    assert log_group["DeletionPolicy"] == "Retain"
+    assert smoke_function(default)["LoggingConfig"] == {"LogGroup": {"Ref": log_group_id}}
+
+
+def test_rerun_when_the_endpoint_config_changes(default: Template) -> None:
+    assert trigger_version(template_of({"instance_count": "2"})) != trigger_version(default)
+    assert trigger_version(template_of({"instance_type": "ml.g6.4xlarge"})) != trigger_version(default)
+
+
+def test_rerun_when_the_model_changes(default: Template) -> None:
+    assert trigger_version(template_of({"network_isolation": "true"})) != trigger_version(default)
+
+
+def test_rerun_when_the_image_changes(default: Template, tmp_path: Path) -> None:
+    changed = tmp_path / "container"
+    shutil.copytree(CONTAINER_DIR, changed, ignore=shutil.ignore_patterns("__pycache__"))
+    same = trigger_version(template_of(container_directory=changed))
+    assert same == trigger_version(default)  # a copy of the same build context is the same image
+    (changed / "model_server" / "__init__.py").write_text(
+        (changed / "model_server" / "__init__.py").read_text() + "\n# changed\n"
+    )
+    assert trigger_version(template_of(container_directory=changed)) != trigger_version(default)
+
+
+def test_rerun_when_the_model_package_changes() -> None:
+    first = trigger_version(template_of({"model_package_arn": PACKAGE_ARN}))
+    second = trigger_version(template_of({"model_package_arn": PACKAGE_ARN.replace("/1", "/2")}))
+    assert first != second
+
+
+def test_no_rerun_when_only_an_alarm_threshold_changes(default: Template) -> None:
+    assert trigger_version(template_of({"alarm_5xx_error_rate": "0.2"})) == trigger_version(default)
+
+
+def test_synth_is_deterministic(default: Template) -> None:
+    assert template_of().to_json() == default.to_json()
+
+
+def test_smoke_test_can_be_turned_off() -> None:
+    template = template_of({"smoke_test": "false"})
+    template.resource_count_is("Custom::Trigger", 0)
+    template.resource_count_is("AWS::Lambda::Function", 0)
+    template.resource_count_is("AWS::SageMaker::Endpoint", 1)
