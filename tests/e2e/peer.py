@@ -3,7 +3,8 @@
     python tests/e2e/peer.py PORT MUTE_PORT
 
 Routes (the path the local endpoint asks for decides the behaviour):
-  /invocations-bidirectional-stream, /echo   echo every message, type kept, as whole frames
+  /invocations-bidirectional-stream, /echo   echo every message, type kept, as whole frames;
+               after echoing {"type":"CloseStream"} close with 1000
   /fragments   answer each message with its payload split into 3 fragments (FIN=0, FIN=0, FIN=1),
                and report how the request itself arrived: a text frame {"frames": [[opcode, fin, len]...]}
   /query       answer the first message with a text frame holding the request's path and query
@@ -47,6 +48,8 @@ async def handler(connection: ServerConnection) -> None:
             return
         else:
             await connection.send(message)
+            if message == '{"type":"CloseStream"}':
+                await connection.close()  # as a Deepgram-style model does once it has flushed
 
 
 async def fragments(connection: ServerConnection) -> None:

@@ -1,0 +1,136 @@
+"""The post-deploy smoke check (as a function, as the Lambda handler and as ``bidistream smoke``):
+passes against a healthy container, fails with a message saying what was expected and what came back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from bidistream.errors import ExitCode
+from bidistream.smoke import SmokeReport, SmokeTestFailed, lambda_handler, run_smoke
+from tests.e2e.conftest import ENDPOINT_NAME, REGION, EndpointFactory, endpoint_args, run_cli
+from tests.support.processes import RunningProcess, free_port, model_server
+
+
+@pytest.fixture(scope="module")
+def container() -> Iterator[RunningProcess]:
+    """Every model the container has: echo on the default route, speech-to-text on v1/listen."""
+    with model_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def endpoint(container: RunningProcess, start_endpoint: EndpointFactory) -> RunningProcess:
+    return start_endpoint(container.base_url)
+
+
+@pytest.fixture(scope="module")
+def peer_endpoint(peer: RunningProcess, start_endpoint: EndpointFactory) -> RunningProcess:
+    return start_endpoint(peer.base_url)
+
+
+def smoke(endpoint: RunningProcess, **options: object) -> SmokeReport:
+    return asyncio.run(
+        run_smoke(
+            ENDPOINT_NAME,
+            region=REGION,
+            endpoint_uri=str(endpoint.extra["uri"]),
+            ca_file=str(endpoint.extra["ca_file"]),
+            budget_seconds=30,
+            **options,  # type: ignore[arg-type]
+        )
+    )
+
+
+def test_echo_smoke_passes_against_a_healthy_container(endpoint: RunningProcess) -> None:
+    report = smoke(endpoint)
+
+    assert report.ok
+    assert (report.parts_sent, report.parts_received) == (2, 2)
+    assert report.summary().startswith(f"smoke PASS endpoint={ENDPOINT_NAME} mode=echo")
+
+
+def test_echo_smoke_fails_when_the_data_type_comes_back_wrong(peer_endpoint: RunningProcess) -> None:
+    with pytest.raises(SmokeTestFailed) as failed:
+        smoke(peer_endpoint, invocation_path="garble")
+
+    assert not failed.value.report.ok
+    assert "expected UTF8 b'bidistream smoke" in str(failed.value)
+    assert "got BINARY" in str(failed.value)
+
+
+def test_echo_smoke_fails_clearly_when_the_container_is_down(start_endpoint: EndpointFactory) -> None:
+    nothing_there = start_endpoint(f"http://127.0.0.1:{free_port()}")
+
+    with pytest.raises(
+        SmokeTestFailed, match=r"smoke FAIL .*ModelError \(424\): Failed to establish WebSocket"
+    ):
+        smoke(nothing_there)
+
+
+def test_echo_smoke_fails_when_the_container_closes_the_stream(peer_endpoint: RunningProcess) -> None:
+    with pytest.raises(SmokeTestFailed, match=r"ModelStreamError \(close code 4002\): gone"):
+        smoke(peer_endpoint, invocation_path="close", query_string="code=4002&reason=gone")
+
+
+def test_transcribe_smoke_passes_with_a_transcript_of_the_bundled_clip(endpoint: RunningProcess) -> None:
+    report = smoke(endpoint, mode="transcribe", query_string="encoding=linear16&sample_rate=16000")
+
+    assert report.ok
+    assert "transcribed" in report.detail
+    assert report.detail.split(": ", 1)[1].strip("'")  # a non-empty transcript
+
+
+def test_transcribe_smoke_fails_against_a_model_that_only_echoes(peer_endpoint: RunningProcess) -> None:
+    # The peer echoes the audio back as binary and closes after CloseStream: no Results, no transcript.
+    expected = "expected at least one Results message with a non-empty transcript"
+
+    with pytest.raises(SmokeTestFailed, match=expected):
+        smoke(peer_endpoint, mode="transcribe", invocation_path="echo")
+
+
+def test_lambda_handler_logs_one_json_line_and_returns_the_report(
+    endpoint: RunningProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
+    monkeypatch.setenv("SMOKE_ENDPOINT_URI", str(endpoint.extra["uri"]))
+    monkeypatch.setenv("SMOKE_CA_FILE", str(endpoint.extra["ca_file"]))
+    monkeypatch.setenv("SMOKE_BUDGET_SECONDS", "30")
+
+    result = lambda_handler({}, None)
+
+    logged = capsys.readouterr().out.strip().splitlines()
+    assert len(logged) == 1
+    assert json.loads(logged[0])["ok"] is True
+    assert result["ok"] is True
+
+
+def test_lambda_handler_raises_so_the_deployment_fails(
+    peer_endpoint: RunningProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
+    monkeypatch.setenv("SMOKE_ENDPOINT_URI", str(peer_endpoint.extra["uri"]))
+    monkeypatch.setenv("SMOKE_CA_FILE", str(peer_endpoint.extra["ca_file"]))
+    monkeypatch.setenv("INVOCATION_PATH", "garble")
+
+    with pytest.raises(SmokeTestFailed):
+        lambda_handler({}, None)
+
+    logged = json.loads(capsys.readouterr().out.strip())
+    assert logged["ok"] is False
+    assert "got BINARY" in logged["summary"]
+
+
+def test_smoke_command_passes_and_fails_from_a_shell(
+    endpoint: RunningProcess, peer_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
+    passed = run_cli("smoke", *endpoint_args(endpoint), env=credentials)
+    failed = run_cli("smoke", *endpoint_args(peer_endpoint), "--path", "garble", env=credentials)
+
+    assert (passed.returncode, passed.stdout.startswith("smoke PASS")) == (ExitCode.OK, True), passed.stderr
+    assert (failed.returncode, failed.stderr.startswith("smoke FAIL")) == (ExitCode.FAILED, True), (
+        failed.stderr
+    )
