@@ -33,7 +33,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.processes import CONTAINER_DIR, free_port, start_process, wait_for_ping
+from tests.support.processes import CONTAINER_DIR, RunningProcess, free_port, start_process, wait_for_ping
 
 ECHO_PATH = "/invocations-bidirectional-stream"
 ECHO_MESSAGE_BYTES = 1024
@@ -41,6 +41,10 @@ AUDIO_FRAME_BYTES = 640  # 20 ms of 16 kHz, 16-bit mono PCM
 AUDIO_FRAMES_PER_SECOND = 50
 P99_LIMIT_MS = 100.0
 HEADER = struct.Struct("!QQ")  # sequence number, send time in ns
+PHASES = 10  # send clocks per 20 ms interval
+LOSS_AFTER = 2.0  # seconds
+
+Level = tuple[int, dict[str, float]]  # sessions, the paced run's figures
 
 
 @dataclass
@@ -74,6 +78,13 @@ def measured(server: CpuClock | None) -> Iterator[list[Measurement]]:
     wall = time.monotonic() - start_wall
     server_share = (server.seconds() - start_server) / wall if server else None
     result.append(Measurement(wall, server_share, (client.seconds() - start_client) / wall))
+
+
+def cpu_per_message(measurement: Measurement, messages: int) -> float:
+    """Server CPU microseconds per echoed message: unlike throughput, barely moved by other load."""
+    if measurement.server_cpu is None or not messages:
+        return float("nan")
+    return measurement.server_cpu * measurement.wall_seconds / messages * 1e6
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -128,6 +139,7 @@ async def echo_round_trips(
         await asyncio.gather(*(ws.close() for ws in sockets))
     return {
         "rps": sum(counts) / cpu[0].wall_seconds,
+        "server_us": cpu_per_message(cpu[0], sum(counts)),
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "server_cpu": cpu[0].server_cpu or float("nan"),
@@ -141,48 +153,51 @@ async def paced_audio(url: str, sessions: int, seconds: float, server: CpuClock 
     interval = 1.0 / AUDIO_FRAMES_PER_SECOND
     padding = bytes(AUDIO_FRAME_BYTES - HEADER.size)
     latencies: list[float] = []
-    lost_or_reordered = 0
+    received = 0
+    out_of_order = 0
     async with client_session() as http:
         sockets = await connect_all(http, url, sessions)
+        # Sessions start in PHASES groups spread over one interval, as independent callers would; one
+        # timer per group (not per session) keeps the generator's own cost down.
+        groups = [sockets[phase::PHASES] for phase in range(PHASES)]
 
-        async def send(ws: aiohttp.ClientWebSocketResponse, offset: float) -> None:
-            start = time.monotonic() + offset
+        async def send(group: list[aiohttp.ClientWebSocketResponse], start: float) -> None:
             for sequence in range(frames):
                 delay = start + sequence * interval - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                await ws.send_bytes(HEADER.pack(sequence, time.perf_counter_ns()) + padding)
+                for ws in group:
+                    await ws.send_bytes(HEADER.pack(sequence, time.perf_counter_ns()) + padding)
 
         async def receive(ws: aiohttp.ClientWebSocketResponse) -> None:
-            nonlocal lost_or_reordered
+            nonlocal received, out_of_order
             expected = 0
-            # A frame that has not come back 2 s after the last one was sent is lost.
-            end = time.monotonic() + seconds + 2.0
             while expected < frames:
-                try:
-                    message = await ws.receive(timeout=max(0.01, end - time.monotonic()))
-                except TimeoutError:
-                    break
+                message = await ws.receive()
                 if message.type is not aiohttp.WSMsgType.BINARY:
-                    break
+                    return
                 sequence, sent_ns = HEADER.unpack_from(message.data)
-                if sequence != expected:
-                    lost_or_reordered += 1
                 latencies.append((time.perf_counter_ns() - sent_ns) / 1e9)
+                received += 1
+                out_of_order += sequence != expected
                 expected = sequence + 1
-            lost_or_reordered += frames - expected
 
         with measured(server) as cpu:
-            # Spread the sessions' frame clocks over one interval, as independent callers would be.
+            receivers = [asyncio.create_task(receive(ws)) for ws in sockets]
+            first = time.monotonic()
             await asyncio.gather(
-                *(send(ws, interval * index / sessions) for index, ws in enumerate(sockets)),
-                *(receive(ws) for ws in sockets),
+                *(send(group, first + interval * phase / PHASES) for phase, group in enumerate(groups))
             )
+            # A frame that has not come back LOSS_AFTER seconds after the last one was sent is lost.
+            _, late = await asyncio.wait(receivers, timeout=LOSS_AFTER)
+            for task in late:
+                task.cancel()
         await asyncio.gather(*(ws.close() for ws in sockets))
     return {
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
-        "lost": float(lost_or_reordered),
+        "lost": float(frames * sessions - received + out_of_order),
+        "server_us": cpu_per_message(cpu[0], received),
         "server_cpu": cpu[0].server_cpu or float("nan"),
         "client_cpu": cpu[0].client_cpu,
     }
@@ -194,9 +209,9 @@ def sustained(result: dict[str, float]) -> bool:
 
 async def capacity_search(
     url: str, seconds: float, start: int, ceiling: int, steps: int, server: CpuClock | None
-) -> tuple[int, list[tuple[int, dict[str, float]]]]:
+) -> tuple[int, list[Level]]:
     """Double from ``start`` until a level fails (or ``ceiling``), then bisect; at most ``steps`` runs."""
-    tried: list[tuple[int, dict[str, float]]] = []
+    tried: list[Level] = []
     best, failed = 0, ceiling + 1
     level = start
     for _ in range(steps):
@@ -221,7 +236,8 @@ async def capacity_search(
     return best, tried
 
 
-def start_server(cpu: str, env: dict[str, str]) -> tuple[str, object]:
+def start_server(cpu: str, env: dict[str, str]) -> RunningProcess:
+    """The image's entry point, pinned to ``cpu``, with only the echo model."""
     port = free_port()
     server = start_process(
         ["taskset", "-c", cpu, sys.executable, "-m", "model_server", "serve"],
@@ -230,38 +246,61 @@ def start_server(cpu: str, env: dict[str, str]) -> tuple[str, object]:
         env={"PORT": str(port), "HOST": "127.0.0.1", "MODELS": "echo", **env},
     )
     wait_for_ping(server)
-    return f"ws://127.0.0.1:{port}{ECHO_PATH}", server
+    return server
+
+
+def print_table(one: dict[str, float], many: dict[str, float], best: int, tried: list[Level]) -> None:
+    header = ("benchmark", "result", "p50 ms", "p99 ms", "server CPU", "server µs/msg", "loadgen CPU")
+    print(
+        f"{header[0]:38} {header[1]:>22} {header[2]:>8} {header[3]:>8} {header[4]:>11} {header[5]:>14} "
+        f"{header[6]:>12}"
+    )
+
+    def row(name: str, figure: str, result: dict[str, float] | None) -> None:
+        if result is None:
+            print(f"{name:38} {figure:>22}")
+            return
+        print(
+            f"{name:38} {figure:>22} {result['p50_ms']:8.2f} {result['p99_ms']:8.2f} "
+            f"{result['server_cpu']:11.0%} {result['server_us']:14.1f} {result['client_cpu']:12.0%}"
+        )
+
+    row("echo 1 KB, 1 session", f"{one['rps']:,.0f} round trips/s", one)
+    row("echo 1 KB, 64 sessions", f"{many['rps']:,.0f} round trips/s", many)
+    row(
+        f"paced audio 640 B x 50/s, p99<{P99_LIMIT_MS:.0f} ms",
+        f"{best} sessions" if best else "none sustained",
+        dict(tried).get(best),
+    )
+    levels = ", ".join(f"{level}{'' if sustained(result) else ' (failed)'}" for level, result in tried)
+    print(f"capacity levels tried: {levels}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--url", help="benchmark a server that is already running (its CPU is then not shown)"
-    )
+    parser.add_argument("--url", help="benchmark a server that is already running instead of starting one")
     parser.add_argument("--server-pid", type=int, help="with --url: the server's pid, to report its CPU")
     parser.add_argument("--server-cpu", default="0", help="core for the server process (taskset -c)")
     parser.add_argument("--client-cpu", type=int, default=1, help="core for this load generator")
     parser.add_argument("--echo-seconds", type=float, default=5.0)
-    parser.add_argument("--paced-seconds", type=float, default=5.0)
+    parser.add_argument("--paced-seconds", type=float, default=5.0, help="length of each capacity level")
     parser.add_argument("--paced-start", type=int, default=50, help="first level of the capacity search")
     parser.add_argument("--paced-ceiling", type=int, default=1600, help="highest level the search tries")
     parser.add_argument("--paced-steps", type=int, default=8, help="most levels the search tries")
     args = parser.parse_args()
 
     os.sched_setaffinity(0, {args.client_cpu})
-    server_process = None
+    server: RunningProcess | None = None
     if args.url:
-        url = args.url
-        clock = CpuClock(args.server_pid) if args.server_pid else None
+        url, clock = args.url, CpuClock(args.server_pid) if args.server_pid else None
+        print(f"server: {url}; load generator: core {args.client_cpu}")
     else:
-        # The session limit must not cap the search; frames stay small.
-        url, server_process = start_server(args.server_cpu, {"MAX_SESSIONS": str(args.paced_ceiling + 64)})
-        clock = CpuClock(server_process.process.pid)  # type: ignore[attr-defined]
-    print(
-        f"server: {url} (core {args.server_cpu if not args.url else '?'}), load generator: core {args.client_cpu}"
-    )
+        # The session limit must not cap the search.
+        server = start_server(args.server_cpu, {"MAX_SESSIONS": str(args.paced_ceiling + 64)})
+        url, clock = f"ws://127.0.0.1:{server.port}{ECHO_PATH}", CpuClock(server.process.pid)
+        print(f"server: {url} on core {args.server_cpu}; load generator: core {args.client_cpu}")
     try:
         one = asyncio.run(echo_round_trips(url, 1, args.echo_seconds, clock))
         many = asyncio.run(echo_round_trips(url, 64, args.echo_seconds, clock))
@@ -271,34 +310,10 @@ def main() -> None:
             )
         )
     finally:
-        if server_process is not None:
-            server_process.stop()  # type: ignore[attr-defined]
-    at_best = dict(tried)[best] if best else None
-    rows = [
-        ("echo 1 KB, 1 session", f"{one['rps']:,.0f} round trips/s", one),
-        ("echo 1 KB, 64 sessions", f"{many['rps']:,.0f} round trips/s", many),
-    ]
+        if server is not None:
+            server.stop()
     print()
-    print(
-        f"{'benchmark':34} {'result':>26} {'p50 ms':>8} {'p99 ms':>8} {'server CPU':>11} {'loadgen CPU':>12}"
-    )
-    for name, figure, result in rows:
-        print(
-            f"{name:34} {figure:>26} {result['p50_ms']:8.2f} {result['p99_ms']:8.2f} "
-            f"{result['server_cpu']:11.0%} {result['client_cpu']:12.0%}"
-        )
-    capacity = f"{best} sessions" if best else "none sustained"
-    name = f"paced audio 640 B x 50/s, p99<{P99_LIMIT_MS:.0f}ms"
-    if at_best:
-        print(
-            f"{name:34} {capacity:>26} {at_best['p50_ms']:8.2f} {at_best['p99_ms']:8.2f} "
-            f"{at_best['server_cpu']:11.0%} {at_best['client_cpu']:12.0%}"
-        )
-    else:
-        print(f"{name:34} {capacity:>26}")
-    print(
-        f"(capacity levels tried: {', '.join(str(level) for level, _ in tried)}; {args.paced_seconds:.0f} s each)"
-    )
+    print_table(one, many, best, tried)
 
 
 if __name__ == "__main__":
