@@ -14,7 +14,8 @@ thresholds are multiplied by the device count of the instance type.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+import typing
+from dataclasses import dataclass, fields, is_dataclass
 from enum import StrEnum
 
 import aws_cdk as cdk
@@ -184,6 +185,23 @@ class EndpointMetrics:
         )
 
 
+def check_setting_types(settings: object) -> None:
+    """Refuse values of the wrong type (e.g. the text "0.1" from `-c key=0.1`) with the setting's name.
+
+    The settings dataclasses hold numbers, text and None only; an int is accepted where a float is declared.
+    """
+    if not is_dataclass(settings):
+        raise TypeError(f"{settings!r} is not a settings dataclass")
+    hints = typing.get_type_hints(type(settings))
+    for field in fields(settings):
+        value = getattr(settings, field.name)
+        allowed = typing.get_args(hints[field.name]) or (hints[field.name],)
+        accepted = tuple({float: (int, float)}.get(kind, (kind,)) for kind in allowed)
+        if isinstance(value, bool) or not isinstance(value, tuple(t for group in accepted for t in group)):
+            names = " or ".join("empty" if kind is type(None) else kind.__name__ for kind in allowed)
+            raise ValueError(f"{field.name}={value!r}: must be {names}, not {type(value).__name__}")
+
+
 def _check_fraction(name: str, value: float) -> None:
     if not 0 < value <= 1:
         raise ValueError(f"{name}={value!r}: must be a fraction between 0 and 1 (0.05 means 5% of requests)")
@@ -257,6 +275,7 @@ class AlarmSettings:
     alarm_no_traffic_minutes: int | None = None
 
     def __post_init__(self) -> None:
+        check_setting_types(self)
         for prefix in ("alarm_request", "alarm_resource"):
             period = getattr(self, f"{prefix}_period_seconds")
             _check_period(f"{prefix}_period_seconds", period)

@@ -21,6 +21,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from stacks.alarms import check_setting_types
+
 # Limits from the SageMaker API reference (TrafficRoutingConfig, BlueGreenUpdatePolicy, RollingUpdatePolicy,
 # AutoRollbackConfig).
 MAX_WAIT_SECONDS = 3600
@@ -97,6 +99,7 @@ class DeploymentSettings:
     deployment_rollback_batch_size: int | None = None
 
     def __post_init__(self) -> None:
+        check_setting_types(self)
         _check_choice("deployment_strategy", self.deployment_strategy, DeploymentStrategy)
         _check_choice("deployment_traffic_shifting", self.deployment_traffic_shifting, TrafficShifting)
         _check_choice("deployment_step_unit", self.deployment_step_unit, CapacityUnit)

@@ -35,7 +35,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from stacks.alarms import EndpointMetrics, instance_spec, validate_endpoint_name
+from stacks.alarms import EndpointMetrics, check_setting_types, instance_spec, validate_endpoint_name
 
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 SAGEMAKER_SCALING_SERVICE_LINKED_ROLE = (
@@ -86,6 +86,7 @@ class ScalingSettings:
     scaling_scale_in_cooldown_seconds: int = 1800  # the longest a stream lives
 
     def __post_init__(self) -> None:
+        check_setting_types(self)
         if not 1 <= self.scaling_min_instances <= MAX_INSTANCES:
             raise ValueError(
                 f"scaling_min_instances={self.scaling_min_instances!r}: must be a whole number from 1 to "

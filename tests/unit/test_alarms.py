@@ -401,3 +401,23 @@ def test_endpoint_name_sagemaker_would_reject_is_refused() -> None:
             instance_type=MULTI_GPU_INSTANCE,
             settings=AlarmSettings(),
         )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"alarm_5xx_rate_threshold": "0.1"}, r"alarm_5xx_rate_threshold='0\.1': must be float, not str"),
+        (
+            {"alarm_no_traffic_minutes": 5.5},
+            r"alarm_no_traffic_minutes=5\.5: must be int or empty, not float",
+        ),
+        ({"alarm_request_period_seconds": True}, r"alarm_request_period_seconds=True: must be int, not bool"),
+    ],
+)
+def test_settings_of_the_wrong_type_are_refused_by_name(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AlarmSettings(**overrides)
+
+
+def test_whole_numbers_are_accepted_where_fractions_are_declared() -> None:
+    assert AlarmSettings(alarm_model_latency_threshold_ms=1500).alarm_model_latency_threshold_ms == 1500

@@ -378,3 +378,8 @@ def test_guardrails_that_cannot_work_for_this_endpoint_are_refused(
         build_deployment_guardrails(
             bare_stack(), settings=settings, rollback_alarm_names=names, instance_count=instance_count
         )
+
+
+def test_deployment_settings_of_the_wrong_type_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"deployment_step_size=2\.5: must be int or empty, not float"):
+        DeploymentSettings(deployment_strategy="rolling", deployment_step_size=2.5)  # type: ignore[arg-type]

@@ -199,3 +199,8 @@ def test_target_value_defaults_follow_the_metric() -> None:
     for metric in ScalingMetric:
         assert ScalingSettings(scaling_metric=metric.value).target_value == DEFAULT_TARGETS[metric]
     assert ScalingSettings(scaling_target_value=7.0).target_value == 7.0
+
+
+def test_scaling_settings_of_the_wrong_type_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"scaling_max_instances='4': must be int, not str"):
+        ScalingSettings(scaling_max_instances="4")  # type: ignore[arg-type]
