@@ -25,6 +25,11 @@ logger = logging.getLogger(__name__)
 
 READ_CHUNK = 65536
 MAX_CONCURRENT_STREAMS = 100
+# HTTP/2's default 64 KiB windows cost a round trip per 64 KiB; these bound what one stream (and one
+# connection) may have in flight before the router has passed it on to the container.
+DEFAULT_WINDOW = 65535
+STREAM_WINDOW = 1024 * 1024
+CONNECTION_WINDOW = 16 * 1024 * 1024
 StreamHandler = Callable[..., Awaitable[None]]
 
 
@@ -98,11 +103,13 @@ class _Connection:
         self._closed = False
 
     async def run(self) -> None:
-        self._h2.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS},
-        )
+        limits = {
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+        }
+        self._h2.local_settings = h2.settings.Settings(client=False, initial_values=limits)
         self._h2.initiate_connection()
+        self._h2.increment_flow_control_window(CONNECTION_WINDOW - DEFAULT_WINDOW)
         await self._flush()
         try:
             while not self._closed:

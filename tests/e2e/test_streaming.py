@@ -203,3 +203,47 @@ def test_container_that_answers_pings_stays_open(fast_ping_endpoints: dict[str, 
 
     with pytest.raises(StreamTimeout, match="first response"):
         asyncio.run(run())
+
+
+def test_large_parts_pass_the_flow_control_windows_both_ways(
+    container_endpoint: RunningProcess,
+) -> None:
+    big = bytes(range(256)) * 4096 * 3  # 3 MiB: many HTTP/2 frames and window updates each way
+
+    received = asyncio.run(
+        exchange(target(container_endpoint), [Part.binary(big), Part.text("after")], answers=2)
+    )
+
+    assert [(part.data, part.data_type) for part in received] == [(big, BINARY), (b"after", UTF8)]
+
+
+def test_failing_streams_leave_a_concurrent_stream_untouched(
+    container_endpoint: RunningProcess, peer_endpoint: RunningProcess
+) -> None:
+    async def healthy() -> list[Part]:
+        async with open_stream(target(container_endpoint), QUICK) as stream:
+            answers = []
+            for index in range(20):
+                await stream.send(Part.text(f"message {index}"))
+                answers.append(await stream.receive())
+            return [part for part in answers if part is not None]
+
+    async def failing(path: str) -> BaseException | None:
+        try:
+            async with open_stream(target(container_endpoint, path=path), QUICK) as stream:
+                await stream.send(Part(b"\xff", UTF8))  # invalid UTF-8: the container closes with 1007
+                await stream.receive()
+        except Exception as error:
+            return error
+        return None
+
+    async def run() -> tuple[list[Part], list[BaseException | None]]:
+        results = await asyncio.gather(
+            healthy(), failing("bad//path"), failing("invocations-bidirectional-stream")
+        )
+        return results[0], [results[1], results[2]]
+
+    answers, errors = asyncio.run(run())
+
+    assert [part.data for part in answers] == [f"message {index}".encode() for index in range(20)]
+    assert [type(error).__name__ for error in errors] == ["InputValidationError", "ModelStreamError"]

@@ -1,0 +1,185 @@
+"""The local endpoint's SigV4 checks, against signatures made by the SDK's own signers: each accepted
+case has a twin with one thing changed that must be refused."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aws_sdk_signers import (
+    URI,
+    AsyncEventSigner,
+    AsyncSigV4Signer,
+    AWSCredentialIdentity,
+    AWSRequest,
+    Field,
+    Fields,
+)
+from smithy_aws_event_stream.events import EventHeaderEncoder, EventMessage
+
+from bidistream.client import Part
+from bidistream.endpoint.api import ApiError, parse_request
+from bidistream.endpoint.eventstream import EventSplitter, payload_part_event, read_payload_part
+from bidistream.endpoint.sigv4 import (
+    Credentials,
+    EventSignatureChain,
+    SignatureError,
+    SignedRequest,
+    verify_request,
+)
+
+CREDENTIALS = Credentials("AKIDTEST", "secret-test")
+PATH = "/endpoints/my-endpoint/invocations-bidirectional-stream"
+
+
+async def signed_headers(credentials: Credentials, *, session_token: str | None = None) -> dict[str, str]:
+    """Request headers as the SDK signs them (h2 style: ``:authority`` instead of ``host``)."""
+    request = AWSRequest(
+        destination=URI(host="127.0.0.1:8443", path=PATH, query=""),
+        method="POST",
+        body=None,
+        fields=Fields(
+            [
+                Field(name="content-type", values=["application/vnd.amazon.eventstream"]),
+                Field(name="x-amzn-sagemaker-model-invocation-path", values=["v1/listen"]),
+            ]
+        ),
+    )
+    identity = AWSCredentialIdentity(
+        access_key_id=credentials.access_key_id,
+        secret_access_key=credentials.secret_access_key,
+        session_token=session_token,
+    )
+    signed = await AsyncSigV4Signer().sign(
+        request=request, identity=identity, properties={"region": "us-east-1", "service": "sagemaker"}
+    )
+    headers = {field.name.lower(): field.as_string() for field in signed.fields}
+    headers[":authority"] = "127.0.0.1:8443"
+    headers.pop("host", None)
+    return headers
+
+
+def verify(headers: dict[str, str], credentials: Credentials = CREDENTIALS) -> SignedRequest:
+    return asyncio.run(
+        verify_request(method="POST", path=PATH + "?", headers=headers, credentials=credentials)
+    )
+
+
+def test_request_signed_by_the_sdk_signer_is_accepted() -> None:
+    headers = asyncio.run(signed_headers(CREDENTIALS))
+
+    signed = verify(headers)
+
+    assert signed.region == "us-east-1"
+
+
+@pytest.mark.parametrize(
+    ("change", "error_type"),
+    [
+        ({"x-amzn-sagemaker-model-invocation-path": "v2/listen"}, "InvalidSignatureException"),
+        ({":authority": "127.0.0.1:9999"}, "InvalidSignatureException"),
+        ({"authorization": None}, "MissingAuthenticationTokenException"),
+        ({"x-amz-date": "20200101T000000Z"}, "InvalidSignatureException"),
+    ],
+)
+def test_request_changed_after_signing_is_refused(change: dict[str, str | None], error_type: str) -> None:
+    headers = asyncio.run(signed_headers(CREDENTIALS))
+    for name, value in change.items():
+        if value is None:
+            headers.pop(name)
+        else:
+            headers[name] = value
+
+    with pytest.raises(SignatureError) as refused:
+        verify(headers)
+
+    assert refused.value.error_type == error_type
+
+
+def test_request_signed_with_another_secret_is_refused() -> None:
+    headers = asyncio.run(signed_headers(Credentials(CREDENTIALS.access_key_id, "another-secret")))
+
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(headers)
+
+
+def test_session_token_must_match_when_the_endpoint_has_one() -> None:
+    with_token = Credentials(CREDENTIALS.access_key_id, CREDENTIALS.secret_access_key, "token-1")
+
+    verify(asyncio.run(signed_headers(with_token, session_token="token-1")), with_token)
+    with pytest.raises(SignatureError) as refused:
+        verify(asyncio.run(signed_headers(with_token, session_token="token-2")), with_token)
+
+    assert refused.value.error_type == "UnrecognizedClientException"
+
+
+async def signed_envelopes(signed: SignedRequest, inner: list[bytes]) -> list[EventMessage]:
+    signer = AsyncEventSigner(
+        initial_signature=signed.signature.encode(), event_encoder_cls=EventHeaderEncoder
+    )
+    identity = AWSCredentialIdentity(
+        access_key_id=CREDENTIALS.access_key_id, secret_access_key=CREDENTIALS.secret_access_key
+    )
+    properties = {"region": signed.region, "service": "sagemaker"}
+    envelopes = [
+        await signer.sign(event=EventMessage(payload=data), identity=identity, properties=properties)
+        for data in inner
+    ]  # type: ignore[arg-type]
+    return envelopes
+
+
+def test_event_signature_chain_accepts_the_sdk_signers_events_in_order() -> None:
+    signed = verify(asyncio.run(signed_headers(CREDENTIALS)))
+    inner = [payload_part_event(Part.text("one")), payload_part_event(Part.binary(b"two"))]
+    envelopes = asyncio.run(signed_envelopes(signed, inner))
+    chain = EventSignatureChain(signed, CREDENTIALS)
+
+    assert [chain.unwrap(envelope) for envelope in envelopes] == [envelope.payload for envelope in envelopes]
+
+
+def test_event_signature_chain_refuses_a_changed_payload_and_a_reordered_event() -> None:
+    signed = verify(asyncio.run(signed_headers(CREDENTIALS)))
+    inner = [payload_part_event(Part.text("one")), payload_part_event(Part.binary(b"two"))]
+    first, second = asyncio.run(signed_envelopes(signed, inner))
+
+    tampered = EventMessage(headers=first.headers, payload=first.payload.replace(b"one", b"0ne"))
+    with pytest.raises(SignatureError):
+        EventSignatureChain(signed, CREDENTIALS).unwrap(tampered)
+    with pytest.raises(SignatureError):
+        EventSignatureChain(signed, CREDENTIALS).unwrap(second)  # skips the first link
+
+
+def test_event_stream_split_across_chunks_decodes_to_the_same_parts() -> None:
+    parts = [
+        Part.text("héllo", completion_state="PARTIAL"),
+        Part.binary(bytes(range(256)), completion_state="COMPLETE"),
+    ]
+    body = b"".join(payload_part_event(part) for part in parts)
+    splitter = EventSplitter()
+
+    messages = [
+        message for offset in range(0, len(body), 7) for message in splitter.feed(body[offset : offset + 7])
+    ]
+
+    assert [read_payload_part(message) for message in messages] == parts
+    assert splitter.pending == 0
+
+
+def test_api_patterns_accept_valid_and_refuse_invalid_parameters() -> None:
+    base = {"content-type": "application/vnd.amazon.eventstream"}
+    path_and_query = {
+        "x-amzn-sagemaker-model-invocation-path": "v1/listen",
+        "x-amzn-sagemaker-model-query-string": "model=nova-3&x=%20",
+    }
+    accepted = parse_request("POST", PATH, {**base, **path_and_query})
+    assert accepted.container_resource == "/v1/listen?model=nova-3&x=%20"
+    assert parse_request("POST", PATH, base).container_resource == "/invocations-bidirectional-stream"
+    for header, value in [
+        ("x-amzn-sagemaker-model-invocation-path", "/v1/listen"),
+        ("x-amzn-sagemaker-model-invocation-path", "v1" + "/a" * 60),  # over 100 characters
+        ("x-amzn-sagemaker-model-query-string", "=x"),
+        ("x-amzn-sagemaker-model-query-string", "a=%zz"),
+    ]:
+        with pytest.raises(ApiError) as refused:
+            parse_request("POST", PATH, {**base, header: value})
+        assert (refused.value.status, refused.value.error_type) == (400, "InputValidationError")
