@@ -53,7 +53,11 @@ class SessionError(Exception):
 
 
 class Session(Protocol):
-    """The server's side of one WebSocket session, as a model sees it."""
+    """The server's side of one WebSocket session, as a model sees it.
+
+    Sending on a closed session (the model closed it, or the client has gone) raises
+    ``ConnectionError``; a handler may let it propagate, and the server ends the session quietly.
+    """
 
     @property
     def session_id(self) -> str:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.container.conftest import log_lines, server_env
-from tests.support.processes import RunningProcess, http_status, start_model_server, wait_until
+from tests.container.conftest import log_lines, server_env, upgrade_refused
+from tests.support.processes import RunningProcess, http_status, model_server, start_model_server, wait_until
 
 
 def post(url: str, body: bytes, content_type: str | None = None) -> tuple[int, bytes, str]:
@@ -67,3 +69,15 @@ def test_a_model_that_fails_to_load_stops_the_server_with_its_cause() -> None:
         server.stop()
     failure = next(line for line in log_lines(server) if line.get("event") == "load_failed")
     assert failure["error"] == "OSError: weights file is missing"
+
+
+def test_default_model_set_serves_echo_and_transcribe() -> None:
+    # No MODELS: every model in the route table, the speech model included, must load.
+    env = {"MODELS": "", "EXTRA_ROUTES": "", "TRANSCRIBE_WARM_DECODERS": "0"}
+    with model_server(env=env) as server:
+        ready = next(line for line in log_lines(server) if line.get("event") == "ready")
+        assert ready["routes"] == {"/invocations-bidirectional-stream": "echo", "/v1/listen": "transcribe"}
+        # The path reaches the speech model: it refuses what it does not know, with its own reason.
+        status, body = asyncio.run(upgrade_refused(f"ws://127.0.0.1:{server.port}/v1/listen?colour=blue"))
+        assert status == 400
+        assert "unknown query parameter(s) colour" in body
