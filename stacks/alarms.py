@@ -255,9 +255,10 @@ class AlarmSettings:
     alarm_model_error_rate_threshold: float = 0.05  # the container returned non-2xx or broke the stream
     # Latency percentile for both latency alarms (90 means p90).
     alarm_latency_percentile: float = 90.0
-    # ModelLatency (published in µs; this setting is in ms). For a stream this may not be emitted at all,
-    # in which case the alarm stays OK (missing data is not breaching).
-    alarm_model_latency_threshold_ms: float = 2000.0
+    # ModelLatency (published in µs; this setting is in ms). For a stream it may not be emitted at all (the
+    # alarm then stays OK: missing data is not breaching). If a live endpoint shows it measures whole stream
+    # durations, set it empty (None = no alarm): a rollback alarm that always fires blocks every update.
+    alarm_model_latency_threshold_ms: float | None = 2000.0
     # FirstChunkLatency (µs; setting in ms): the latency a streaming user feels. Opt-in (None = no alarm)
     # because the metric is not in the SageMaker metric reference yet; set it once seen on a live endpoint.
     alarm_first_chunk_latency_threshold_ms: float | None = None
@@ -299,11 +300,9 @@ class AlarmSettings:
                 f"alarm_latency_percentile={self.alarm_latency_percentile!r}: must be between 0 and 100 "
                 "(exclusive), e.g. 90 for p90"
             )
-        _check_positive("alarm_model_latency_threshold_ms", self.alarm_model_latency_threshold_ms)
-        if self.alarm_first_chunk_latency_threshold_ms is not None:
-            _check_positive(
-                "alarm_first_chunk_latency_threshold_ms", self.alarm_first_chunk_latency_threshold_ms
-            )
+        for name in ("alarm_model_latency_threshold_ms", "alarm_first_chunk_latency_threshold_ms"):
+            if getattr(self, name) is not None:
+                _check_positive(name, getattr(self, name))
         minutes = self.alarm_no_traffic_minutes
         if minutes is not None and not 5 <= minutes <= MAX_ALARM_LOOKBACK_SECONDS // 60:
             raise ValueError(
@@ -336,9 +335,10 @@ class EndpointAlarms(Construct):
     """Alarms on one endpoint variant, their composite "endpoint unhealthy", and the rollback set.
 
     Attributes: one per alarm (`error_5xx`, `error_4xx`, `model_errors`, `model_latency`,
-    `first_chunk_latency`, `cpu`, `memory`, `gpu`, `gpu_memory`, `disk`, `no_traffic`; optional ones are
-    None when not configured or not applicable), `all_alarms`, `rollback_alarms` with their plain-string
-    `rollback_alarm_names`, and `unhealthy`. With a topic, ALARM and OK transitions of every alarm go to it.
+    `first_chunk_latency`, `cpu`, `memory`, `gpu`, `gpu_memory`, `disk`, `no_traffic`; the latency, GPU and
+    no-traffic ones are None when switched off or not applicable), `all_alarms`, `rollback_alarms` with
+    their plain-string `rollback_alarm_names`, and `unhealthy`. With a topic, ALARM and OK transitions of
+    every alarm go to it.
     """
 
     def __init__(
@@ -385,13 +385,17 @@ class EndpointAlarms(Construct):
             "Share of requests where the container answered non-2xx or broke the stream. First: the "
             "container log group for tracebacks and rejected messages.",
         )
-        self.model_latency = self._latency_alarm(
-            "ModelLatency",
-            "model-latency",
-            "ModelLatency",
-            settings.alarm_model_latency_threshold_ms,
-            "Time in the container per request. First: GPU/CPU utilization and concurrency on the "
-            "dashboard; scale out or lower the per-instance session limit.",
+        self.model_latency = (
+            None
+            if settings.alarm_model_latency_threshold_ms is None
+            else self._latency_alarm(
+                "ModelLatency",
+                "model-latency",
+                "ModelLatency",
+                settings.alarm_model_latency_threshold_ms,
+                "Time in the container per request. First: GPU/CPU utilization and concurrency on the "
+                "dashboard; scale out or lower the per-instance session limit.",
+            )
         )
         self.first_chunk_latency = (
             None

@@ -226,6 +226,15 @@ def test_without_a_topic_alarms_have_no_actions(defaults_one_gpu_no_topic: Built
         assert "OKActions" not in resource["Properties"]
 
 
+def test_model_latency_alarm_can_be_switched_off_and_leaves_the_rollback_set() -> None:
+    built = build(AlarmSettings(alarm_model_latency_threshold_ms=None), with_topic=False)
+    assert f"{ENDPOINT_NAME}-model-latency" not in alarm_names(built.template)
+    assert built.alarms.model_latency is None
+    assert built.alarms.rollback_alarm_names == (f"{ENDPOINT_NAME}-5xx-error-rate",)
+    (composite,) = resources_of(built.template, "AWS::CloudWatch::CompositeAlarm").values()
+    assert flatten_join(composite["Properties"]["AlarmRule"]).count("ALARM(") == 5
+
+
 @pytest.mark.parametrize("instance_type", ["ml.c5.xlarge", "ml.inf2.xlarge"])
 def test_instances_without_nvidia_gpus_get_no_gpu_alarms(instance_type: str) -> None:
     built = build(AlarmSettings(), instance_type=instance_type, with_topic=False)
