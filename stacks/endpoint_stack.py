@@ -98,6 +98,11 @@ class EndpointStack(cdk.Stack):
                 execute_after=[self.endpoint.endpoint],
             )
             self.endpoint.grant_invoke(self.smoke_test.function)
+            # cfn-lint 1.58's IAM action list predates InvokeEndpointWithBidirectionalStream (W3037);
+            # silence that one rule on this one policy, not for the whole template.
+            smoke_policy = self.smoke_test.role.node.find_child("DefaultPolicy").node.default_child
+            assert isinstance(smoke_policy, cdk.CfnResource)
+            smoke_policy.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3037"]}})
 
         self._add_outputs(settings)
 

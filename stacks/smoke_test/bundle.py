@@ -14,10 +14,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import jsii
-from aws_cdk import ILocalBundling
+from aws_cdk import BundlingOptions, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -86,7 +86,10 @@ class LocalPipBundler:
         self._wheelhouse = wheelhouse
         self._requirements = requirements
 
-    def try_bundle(self, output_dir: str, **_options: object) -> bool:
+    # jsii calls try_bundle(output_dir, options) positionally; the typed interface spells the options as
+    # keywords. Accepting both keeps mypy and the runtime happy; the options are not needed here.
+    def try_bundle(self, output_dir: str, options: BundlingOptions | None = None, **_keywords: Any) -> bool:
+        """Build the bundle in ``output_dir``; raise (never return False: that would start Docker)."""
         if not any(self._wheelhouse.glob("*.whl")):
             raise BundleError(
                 f"no wheels in {self._wheelhouse}: run `make setup` (online) to download the smoke-test "

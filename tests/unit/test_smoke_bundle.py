@@ -8,10 +8,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from aws_cdk import BundlingOptions
 
 from stacks.smoke_test import bundle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+OPTIONS = BundlingOptions(image=bundle.LAMBDA_RUNTIME.bundling_image)
 
 
 def relative(paths: list[Path], root: Path = REPO_ROOT) -> set[str]:
@@ -108,7 +110,7 @@ def test_lambda_lock_pins_the_same_versions_as_the_project() -> None:
 def test_bundler_without_wheelhouse_says_to_run_make_setup(tmp_path: Path) -> None:
     bundler = bundle.LocalPipBundler(wheelhouse=tmp_path / "missing")
     with pytest.raises(bundle.BundleError, match=r"run `make setup`"):
-        bundler.try_bundle(str(tmp_path / "out"))
+        bundler.try_bundle(str(tmp_path / "out"), OPTIONS)
 
 
 def write_wheel(wheelhouse: Path, name: str, version: str) -> None:
@@ -131,7 +133,8 @@ def test_bundler_installs_from_the_wheelhouse_offline_and_adds_handler_and_packa
     requirements.write_text("tinydep==1.0\n")
     output = tmp_path / "out"
     output.mkdir()
-    assert bundle.LocalPipBundler(wheelhouse=wheelhouse, requirements=requirements).try_bundle(str(output))
+    bundler = bundle.LocalPipBundler(wheelhouse=wheelhouse, requirements=requirements)
+    assert bundler.try_bundle(str(output), OPTIONS)
     assert (output / "tinydep" / "__init__.py").is_file()
     assert (output / "handler.py").read_text() == bundle.HANDLER_FILE.read_text()
     bundled = relative([path for path in output.rglob("*") if path.is_file()], output)
@@ -146,4 +149,4 @@ def test_bundler_reports_a_version_missing_from_the_wheelhouse(tmp_path: Path) -
     requirements.write_text("tinydep==2.0\n")
     bundler = bundle.LocalPipBundler(wheelhouse=wheelhouse, requirements=requirements)
     with pytest.raises(bundle.BundleError, match=r"(?s)pip could not install .*`make setup`.*tinydep==2.0"):
-        bundler.try_bundle(str(tmp_path / "out"))
+        bundler.try_bundle(str(tmp_path / "out"), OPTIONS)
