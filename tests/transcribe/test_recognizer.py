@@ -98,19 +98,26 @@ def test_speech_longer_than_the_limit_is_finalized_without_speech_final(
     assert results[1].start == pytest.approx(results[0].start + results[0].duration)
 
 
-def test_second_pass_fixes_the_first_utterance(pool: DecoderPool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_pass_fixes_the_first_utterance(pool: DecoderPool) -> None:
     pcm = read_pcm(SPEECH / "s04.wav")
     texts = []
-    for second_pass_max in (recognizer_module.SECOND_PASS_MAX_SECONDS, 0.0):
-        monkeypatch.setattr(recognizer_module, "SECOND_PASS_MAX_SECONDS", second_pass_max)
+    for second_pass in (True, False):
         decoder = pool.acquire()
-        texts.append(
-            finals(run(StreamRecognizer(decoder, interim_results=False, endpointing_ms=300), pcm))[0].text
-        )
+        stream = StreamRecognizer(decoder, interim_results=False, endpointing_ms=300, second_pass=second_pass)
+        texts.append(finals(run(stream, pcm))[0].text)
         pool.release(decoder)
     with_second_pass, first_pass_only = texts
     assert with_second_pass == "turn on the lights in the kitchen"
     assert first_pass_only != with_second_pass
+
+
+def test_a_long_first_utterance_gets_its_second_pass_while_it_goes_on(
+    stream: StreamRecognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recognizer_module, "SECOND_PASS_AFTER_SECONDS", 1.0)
+    (final,) = finals(run(stream, read_pcm(SPEECH / "s04.wav")))
+    assert final.text == "turn on the lights in the kitchen"
+    assert final.words[0].start == pytest.approx(final.start, abs=0.5)
 
 
 def test_a_reused_decoder_starts_from_the_initial_cepstral_mean(pool: DecoderPool) -> None:
