@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from pathlib import Path
 
 from tests.container.conftest import (
     closed_with,
@@ -14,7 +15,7 @@ from tests.container.conftest import (
     upgrade_refused,
     ws_url,
 )
-from tests.support.processes import http_status, model_server, wait_until
+from tests.support.processes import http_status, model_server, start_model_server, wait_until
 
 
 def test_sigterm_drains_open_sessions_with_1001_and_exits_0() -> None:
@@ -71,3 +72,17 @@ def test_sigterm_with_no_sessions_exits_0_at_once() -> None:
     with model_server(env=server_env()) as server:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=15) == 0
+
+
+def test_sigterm_while_a_model_loads_exits_0_without_waiting_for_it(tmp_path: Path) -> None:
+    env = server_env(
+        EXTRA_ROUTES="test/gated=tests.container.fixture_models:GatedLoadModel",
+        LOAD_GATE=str(tmp_path / "never-created"),
+    )
+    server = start_model_server(env=env, ready=False)
+    try:
+        wait_until(lambda: http_status(f"{server.base_url}/ping") == 503, timeout=30, what="/ping == 503")
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=15) == 0
+    finally:
+        server.stop()
