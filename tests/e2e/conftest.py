@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import REPO_ROOT, RunningProcess, free_port, start_process, wait_until
+from tests.support.processes import (
+    REPO_ROOT,
+    RunningProcess,
+    free_port,
+    model_server,
+    start_process,
+    wait_until,
+)
 
 PEER_SCRIPT = Path(__file__).with_name("peer.py")
 REGION = "us-east-1"
@@ -49,7 +56,7 @@ def wait_for_output(process: RunningProcess, marker: str, timeout: float = 30.0)
     wait_until(ready, timeout=timeout, what=f"{marker!r} from {process.process.args}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def peer() -> Iterator[RunningProcess]:
     """The stand-in container (fragments, close codes, rejects, a mute port), see peer.py."""
     port, mute_port = free_port(), free_port()
@@ -65,11 +72,11 @@ def peer() -> Iterator[RunningProcess]:
 EndpointFactory = Callable[..., RunningProcess]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def start_endpoint(
     tmp_path_factory: pytest.TempPathFactory, credentials: dict[str, str]
 ) -> Iterator[EndpointFactory]:
-    """Starts ``bidistream endpoint`` processes in front of a model URL; all stopped at module end."""
+    """Starts ``bidistream endpoint`` processes in front of a model URL; all stopped at the end."""
     started: list[RunningProcess] = []
 
     def start(model_url: str, *extra_args: str) -> RunningProcess:
@@ -89,6 +96,29 @@ def start_endpoint(
     finally:
         for process in started:
             process.stop()
+
+
+@pytest.fixture(scope="session")
+def container() -> Iterator[RunningProcess]:
+    """The real model container with every model: echo on the default route, speech on v1/listen."""
+    with model_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def container_endpoint(container: RunningProcess, start_endpoint: EndpointFactory) -> RunningProcess:
+    return start_endpoint(container.base_url)
+
+
+@pytest.fixture(scope="session")
+def peer_endpoint(peer: RunningProcess, start_endpoint: EndpointFactory) -> RunningProcess:
+    return start_endpoint(peer.base_url)
+
+
+@pytest.fixture(scope="session")
+def down_endpoint(start_endpoint: EndpointFactory) -> RunningProcess:
+    """An endpoint whose container is not running: nothing listens at its model URL."""
+    return start_endpoint(f"http://127.0.0.1:{free_port()}")
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -90,7 +90,11 @@ async def mute_server(port_holder: list[int]) -> asyncio.Server:
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         protocol = ServerProtocol()
         while True:
-            protocol.receive_data(await reader.read(65536))
+            data = await reader.read(65536)
+            if not data:
+                writer.close()
+                return
+            protocol.receive_data(data)
             requests = [event for event in protocol.events_received() if isinstance(event, Request)]
             if requests:
                 break

@@ -5,29 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 from bidistream.errors import ExitCode
-from tests.e2e.conftest import CLI_TIMEOUT, ENDPOINT_NAME, EndpointFactory, endpoint_args, run_cli
-from tests.support.processes import REPO_ROOT, RunningProcess, free_port, model_server
-
-
-@pytest.fixture(scope="module")
-def container() -> Iterator[RunningProcess]:
-    with model_server(env={"MODELS": "echo"}) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def endpoint(container: RunningProcess, start_endpoint: EndpointFactory) -> RunningProcess:
-    return start_endpoint(container.base_url)
-
-
-@pytest.fixture(scope="module")
-def peer_endpoint(peer: RunningProcess, start_endpoint: EndpointFactory) -> RunningProcess:
-    return start_endpoint(peer.base_url)
+from tests.e2e.conftest import CLI_TIMEOUT, ENDPOINT_NAME, endpoint_args, run_cli
+from tests.support.processes import REPO_ROOT, RunningProcess, free_port
 
 
 def assert_one_line_failure(
@@ -41,17 +24,21 @@ def assert_one_line_failure(
         assert fragment in lines[0]
 
 
-def test_text_parts_are_echoed_on_stdout(endpoint: RunningProcess, credentials: dict[str, str]) -> None:
+def test_text_parts_are_echoed_on_stdout(
+    container_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
     result = run_cli(
-        "invoke", *endpoint_args(endpoint), "--text", "hello", "--text", "wörld", env=credentials
+        "invoke", *endpoint_args(container_endpoint), "--text", "hello", "--text", "wörld", env=credentials
     )
 
     assert (result.returncode, result.stdout) == (ExitCode.OK, "hello\nwörld\n"), result.stderr
 
 
-def test_stdin_lines_are_sent_as_text_parts(endpoint: RunningProcess, credentials: dict[str, str]) -> None:
+def test_stdin_lines_are_sent_as_text_parts(
+    container_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bidistream", "invoke", *endpoint_args(endpoint)],
+        [sys.executable, "-m", "bidistream", "invoke", *endpoint_args(container_endpoint)],
         input="one\ntwo\n",
         cwd=REPO_ROOT,
         env={"PATH": "/usr/bin:/bin", **credentials},
@@ -78,11 +65,10 @@ def test_container_close_exits_with_model_stream_error_and_its_code(
 
 
 def test_container_down_exits_with_model_error(
-    start_endpoint: EndpointFactory, credentials: dict[str, str]
+    down_endpoint: RunningProcess, credentials: dict[str, str]
 ) -> None:
-    nothing_there = start_endpoint(f"http://127.0.0.1:{free_port()}")
 
-    result = run_cli("invoke", *endpoint_args(nothing_there), "--text", "hi", env=credentials)
+    result = run_cli("invoke", *endpoint_args(down_endpoint), "--text", "hi", env=credentials)
 
     assert_one_line_failure(result, ExitCode.MODEL_ERROR, "ModelError (424)", "Failed to establish WebSocket")
 
@@ -97,20 +83,22 @@ def test_refused_upgrade_shows_the_container_status(
     assert_one_line_failure(result, ExitCode.MODEL_ERROR, "container answered 400", "unknown model parameter")
 
 
-def test_wrong_secret_exits_with_access_denied(endpoint: RunningProcess, credentials: dict[str, str]) -> None:
+def test_wrong_secret_exits_with_access_denied(
+    container_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
     wrong = {**credentials, "AWS_SECRET_ACCESS_KEY": credentials["AWS_SECRET_ACCESS_KEY"] + "x"}
 
-    result = run_cli("invoke", *endpoint_args(endpoint), "--text", "hi", env=wrong)
+    result = run_cli("invoke", *endpoint_args(container_endpoint), "--text", "hi", env=wrong)
 
     assert_one_line_failure(result, ExitCode.ACCESS_DENIED, "403 InvalidSignatureException")
 
 
 def test_unknown_access_key_exits_with_access_denied(
-    endpoint: RunningProcess, credentials: dict[str, str]
+    container_endpoint: RunningProcess, credentials: dict[str, str]
 ) -> None:
     other = {**credentials, "AWS_ACCESS_KEY_ID": "AKIDSOMEONEELSE"}
 
-    result = run_cli("invoke", *endpoint_args(endpoint), "--text", "hi", env=other)
+    result = run_cli("invoke", *endpoint_args(container_endpoint), "--text", "hi", env=other)
 
     assert_one_line_failure(result, ExitCode.ACCESS_DENIED, "403 UnrecognizedClientException")
 
@@ -125,26 +113,30 @@ def test_unknown_access_key_exits_with_access_denied(
     ],
 )
 def test_invalid_path_or_query_exits_with_input_validation_error(
-    endpoint: RunningProcess, credentials: dict[str, str], option: str, value: str, named: str
+    container_endpoint: RunningProcess, credentials: dict[str, str], option: str, value: str, named: str
 ) -> None:
-    result = run_cli("invoke", *endpoint_args(endpoint), option, value, "--text", "hi", env=credentials)
+    result = run_cli(
+        "invoke", *endpoint_args(container_endpoint), option, value, "--text", "hi", env=credentials
+    )
 
     assert_one_line_failure(result, ExitCode.INPUT_VALIDATION, "InputValidationError", named)
 
 
-def test_missing_credentials_exit_with_their_own_code(endpoint: RunningProcess, tmp_path: object) -> None:
+def test_missing_credentials_exit_with_their_own_code(
+    container_endpoint: RunningProcess, tmp_path: object
+) -> None:
     no_credentials = {"AWS_EC2_METADATA_DISABLED": "true", "HOME": str(tmp_path), "AWS_REGION": "us-east-1"}
 
-    result = run_cli("invoke", *endpoint_args(endpoint), "--text", "hi", env=no_credentials)
+    result = run_cli("invoke", *endpoint_args(container_endpoint), "--text", "hi", env=no_credentials)
 
     assert_one_line_failure(result, ExitCode.NO_CREDENTIALS, "no AWS credentials")
 
 
 def test_nothing_listening_exits_with_cannot_connect(
-    credentials: dict[str, str], endpoint: RunningProcess
+    credentials: dict[str, str], container_endpoint: RunningProcess
 ) -> None:
     args = [ENDPOINT_NAME, "--endpoint-uri", f"https://127.0.0.1:{free_port()}"]
-    args += ["--ca-file", str(endpoint.extra["ca_file"])]
+    args += ["--ca-file", str(container_endpoint.extra["ca_file"])]
 
     result = run_cli("invoke", *args, "--text", "hi", env=credentials)
 
@@ -152,11 +144,11 @@ def test_nothing_listening_exits_with_cannot_connect(
 
 
 def test_endpoint_that_never_answers_exits_with_timed_out(
-    peer: RunningProcess, endpoint: RunningProcess, credentials: dict[str, str]
+    peer: RunningProcess, container_endpoint: RunningProcess, credentials: dict[str, str]
 ) -> None:
     # The peer's mute port accepts TCP and never speaks: the TLS handshake never completes.
     args = [ENDPOINT_NAME, "--endpoint-uri", f"https://127.0.0.1:{peer.extra['mute_port']}"]
-    args += ["--ca-file", str(endpoint.extra["ca_file"]), "--timeout", "1"]
+    args += ["--ca-file", str(container_endpoint.extra["ca_file"]), "--timeout", "1"]
 
     result = run_cli("invoke", *args, "--text", "hi", env=credentials)
 

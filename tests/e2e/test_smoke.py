@@ -5,48 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from bidistream.errors import ExitCode
 from bidistream.smoke import SmokeReport, SmokeTestFailed, lambda_handler, run_smoke
-from tests.e2e.conftest import ENDPOINT_NAME, REGION, EndpointFactory, endpoint_args, run_cli
-from tests.support.processes import RunningProcess, free_port, model_server
+from tests.e2e.conftest import ENDPOINT_NAME, REGION, endpoint_args, run_cli
+from tests.support.processes import RunningProcess
 
 
-@pytest.fixture(scope="module")
-def container() -> Iterator[RunningProcess]:
-    """Every model the container has: echo on the default route, speech-to-text on v1/listen."""
-    with model_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def endpoint(container: RunningProcess, start_endpoint: EndpointFactory) -> RunningProcess:
-    return start_endpoint(container.base_url)
-
-
-@pytest.fixture(scope="module")
-def peer_endpoint(peer: RunningProcess, start_endpoint: EndpointFactory) -> RunningProcess:
-    return start_endpoint(peer.base_url)
-
-
-def smoke(endpoint: RunningProcess, **options: object) -> SmokeReport:
+def smoke(container_endpoint: RunningProcess, **options: object) -> SmokeReport:
     return asyncio.run(
         run_smoke(
             ENDPOINT_NAME,
             region=REGION,
-            endpoint_uri=str(endpoint.extra["uri"]),
-            ca_file=str(endpoint.extra["ca_file"]),
+            endpoint_uri=str(container_endpoint.extra["uri"]),
+            ca_file=str(container_endpoint.extra["ca_file"]),
             budget_seconds=30,
             **options,  # type: ignore[arg-type]
         )
     )
 
 
-def test_echo_smoke_passes_against_a_healthy_container(endpoint: RunningProcess) -> None:
-    report = smoke(endpoint)
+def test_echo_smoke_passes_against_a_healthy_container(container_endpoint: RunningProcess) -> None:
+    report = smoke(container_endpoint)
 
     assert report.ok
     assert (report.parts_sent, report.parts_received) == (2, 2)
@@ -62,13 +44,12 @@ def test_echo_smoke_fails_when_the_data_type_comes_back_wrong(peer_endpoint: Run
     assert "got BINARY" in str(failed.value)
 
 
-def test_echo_smoke_fails_clearly_when_the_container_is_down(start_endpoint: EndpointFactory) -> None:
-    nothing_there = start_endpoint(f"http://127.0.0.1:{free_port()}")
+def test_echo_smoke_fails_clearly_when_the_container_is_down(down_endpoint: RunningProcess) -> None:
 
     with pytest.raises(
         SmokeTestFailed, match=r"smoke FAIL .*ModelError \(424\): Failed to establish WebSocket"
     ):
-        smoke(nothing_there)
+        smoke(down_endpoint)
 
 
 def test_echo_smoke_fails_when_the_container_closes_the_stream(peer_endpoint: RunningProcess) -> None:
@@ -76,8 +57,10 @@ def test_echo_smoke_fails_when_the_container_closes_the_stream(peer_endpoint: Ru
         smoke(peer_endpoint, invocation_path="close", query_string="code=4002&reason=gone")
 
 
-def test_transcribe_smoke_passes_with_a_transcript_of_the_bundled_clip(endpoint: RunningProcess) -> None:
-    report = smoke(endpoint, mode="transcribe", query_string="encoding=linear16&sample_rate=16000")
+def test_transcribe_smoke_passes_with_a_transcript_of_the_bundled_clip(
+    container_endpoint: RunningProcess,
+) -> None:
+    report = smoke(container_endpoint, mode="transcribe", query_string="encoding=linear16&sample_rate=16000")
 
     assert report.ok
     assert "transcribed" in report.detail
@@ -93,11 +76,11 @@ def test_transcribe_smoke_fails_against_a_model_that_only_echoes(peer_endpoint: 
 
 
 def test_lambda_handler_logs_one_json_line_and_returns_the_report(
-    endpoint: RunningProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    container_endpoint: RunningProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
-    monkeypatch.setenv("SMOKE_ENDPOINT_URI", str(endpoint.extra["uri"]))
-    monkeypatch.setenv("SMOKE_CA_FILE", str(endpoint.extra["ca_file"]))
+    monkeypatch.setenv("SMOKE_ENDPOINT_URI", str(container_endpoint.extra["uri"]))
+    monkeypatch.setenv("SMOKE_CA_FILE", str(container_endpoint.extra["ca_file"]))
     monkeypatch.setenv("SMOKE_BUDGET_SECONDS", "30")
 
     result = lambda_handler({}, None)
@@ -125,9 +108,9 @@ def test_lambda_handler_raises_so_the_deployment_fails(
 
 
 def test_smoke_command_passes_and_fails_from_a_shell(
-    endpoint: RunningProcess, peer_endpoint: RunningProcess, credentials: dict[str, str]
+    container_endpoint: RunningProcess, peer_endpoint: RunningProcess, credentials: dict[str, str]
 ) -> None:
-    passed = run_cli("smoke", *endpoint_args(endpoint), env=credentials)
+    passed = run_cli("smoke", *endpoint_args(container_endpoint), env=credentials)
     failed = run_cli("smoke", *endpoint_args(peer_endpoint), "--path", "garble", env=credentials)
 
     assert (passed.returncode, passed.stdout.startswith("smoke PASS")) == (ExitCode.OK, True), passed.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import pytest
 from aws_sdk_sagemaker_runtime_http2.models import ModelError, ModelStreamError
@@ -13,25 +12,9 @@ from aws_sdk_sagemaker_runtime_http2.models import ModelError, ModelStreamError
 from bidistream.client import BINARY, COMPLETE, PARTIAL, UTF8, Part, StreamTarget, Timeouts, open_stream
 from bidistream.errors import StreamTimeout
 from tests.e2e.conftest import ENDPOINT_NAME, REGION, EndpointFactory
-from tests.support.processes import RunningProcess, free_port, model_server
+from tests.support.processes import RunningProcess
 
 QUICK = Timeouts(open=10, first_response=10, idle=10)
-
-
-@pytest.fixture(scope="module")
-def container() -> Iterator[RunningProcess]:
-    with model_server(env={"MODELS": "echo"}) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def container_endpoint(container: RunningProcess, start_endpoint: EndpointFactory) -> RunningProcess:
-    return start_endpoint(container.base_url)
-
-
-@pytest.fixture(scope="module")
-def peer_endpoint(peer: RunningProcess, start_endpoint: EndpointFactory) -> RunningProcess:
-    return start_endpoint(peer.base_url)
 
 
 def target(endpoint: RunningProcess, *, path: str | None = None, query: str | None = None) -> StreamTarget:
@@ -157,11 +140,10 @@ def test_refused_upgrade_is_a_424_model_error_with_the_container_status(
     assert "unknown model parameter" in (raised.value.original_message or "")
 
 
-def test_container_down_is_a_424_model_error(start_endpoint: EndpointFactory) -> None:
-    nothing_there = start_endpoint(f"http://127.0.0.1:{free_port()}")
+def test_container_down_is_a_424_model_error(down_endpoint: RunningProcess) -> None:
 
     async def run() -> None:
-        async with open_stream(target(nothing_there), QUICK):
+        async with open_stream(target(down_endpoint), QUICK):
             pytest.fail("the stream must not open")
 
     with pytest.raises(ModelError) as raised:
