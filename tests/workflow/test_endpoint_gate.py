@@ -23,12 +23,19 @@ def verdict_for(name: str, labels: frozenset[str] = frozenset()) -> object:
     return gate.judge(diff_text(name), labels)
 
 
+# app_*: the real app (app.py) with a setting changed; fixture_*: endpoint_app.py with a code edit.
 PASSING = [
+    "app_instance_type_change",  # a new EndpointConfig replaces the old one: the normal update path
+    "app_model_package_switch",  # a new Model and EndpointConfig
+    "app_smoke_test_off",  # other resources destroyed or orphaned
+    "fixture_image_change",
     "fixture_endpoint_config_renamed",
     "fixture_model_renamed",
     "fixture_retain_policy_added",
 ]
 BLOCKING = {
+    "app_endpoint_name_change": ["AWS::SageMaker::Endpoint"],
+    "app_endpoint_name_change_colored": ["AWS::SageMaker::Endpoint"],
     "fixture_endpoint_removed": ["AWS::SageMaker::Endpoint"],
     "fixture_endpoint_renamed": ["AWS::SageMaker::Endpoint"],
     "fixture_endpoint_orphaned": ["AWS::SageMaker::Endpoint"],
@@ -61,6 +68,28 @@ def test_the_label_allows_a_blocked_change_but_keeps_the_findings(name: str) -> 
     assert verdict.overridden
     assert not verdict.blocked
     assert verdict.findings
+
+
+def test_no_differences_pass() -> None:
+    verdict = verdict_for("app_no_change")
+    assert (verdict.findings, verdict.stacks_with_differences, verdict.blocked) == ((), 0, False)
+
+
+def test_the_real_endpoint_config_replacement_is_seen_and_allowed() -> None:
+    changes, _count = gate.parse_diff(diff_text("app_instance_type_change"))
+    replaced = [
+        (c.resource_type, c.impact) for c in changes if c.resource_type.startswith("AWS::SageMaker::")
+    ]
+    assert replaced == [("AWS::SageMaker::EndpointConfig", "replace")]
+
+
+def test_colours_do_not_hide_the_replacement() -> None:
+    colored = diff_text("app_endpoint_name_change_colored")
+    assert "\x1b[" in colored
+    assert (
+        verdict_for("app_endpoint_name_change_colored").findings
+        == verdict_for("app_endpoint_name_change").findings
+    )
 
 
 def test_another_label_does_not_allow_it() -> None:

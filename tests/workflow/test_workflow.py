@@ -286,3 +286,12 @@ def test_documented_verbs_reads_lists() -> None:
         "destroy",
         "test",
     }
+
+
+def test_the_comment_job_updates_the_comment_the_account_diff_marks() -> None:
+    gate_run = next(s["run"] for s in steps(jobs()["account-diff"]) if "endpoint_gate.py" in s.get("run", ""))
+    marker = re.search(r"--marker (\S+)", gate_run)
+    assert marker is not None
+    (comment_step,) = steps(jobs()["comment"])
+    assert comment_step["env"]["MARKER"] == f"<!-- {marker.group(1)} -->"
+    assert "issues/comments/" in comment_step["run"]  # edits the existing comment instead of adding one
