@@ -238,3 +238,28 @@ def test_wav_header_for_other_audio_closes_with_a_reason(listen_server: RunningP
     (error,) = received.of_type("Error")
     assert "8000 Hz" in str(error["description"])
     assert received.close_code == 1007
+
+
+def test_a_session_decoding_a_long_frame_does_not_hold_up_another(listen_server: RunningProcess) -> None:
+    long_frame = b"".join(read_pcm(clip) for clip, _ in evaluation_set()[:4])  # about 15 s in one frame
+
+    async def scenario() -> list[str]:
+        arrivals: list[str] = []
+        async with (
+            open_listen(listen_url(listen_server)) as busy,
+            open_listen(listen_url(listen_server)) as other,
+        ):
+            await busy.send(long_frame)
+            await other.send("not a control message")
+            error = asyncio.create_task(next_message(other))
+            busy_messages = asyncio.create_task(next_message(busy))
+            for done in asyncio.as_completed([error, busy_messages]):
+                message = await done
+                arrivals.append("other" if message["type"] == "Error" else "busy")
+            await busy.send(json.dumps({"type": "CloseStream"}))
+            await receive_until_closed(busy, Received())
+        return arrivals
+
+    # Decoding runs off the event loop in short slices: the other session's answer does not wait for
+    # the busy session's first result (which needs its first sentence decoded, about a second of CPU).
+    assert asyncio.run(scenario()) == ["other", "busy"]
