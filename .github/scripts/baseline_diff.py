@@ -78,7 +78,7 @@ def diff_assemblies(head: Path, base: Path | None, cdk: Path, output: Path) -> i
             if baseline is None:
                 print(f"{stack.display_name}: not in the base, diffing against an empty template")
             command = [
-                str(cdk),
+                str(cdk.absolute()),
                 "diff",
                 "--app",
                 str(head.resolve()),
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return diff_assemblies(args.head, args.base, args.cdk, args.output)
-    except AssemblyError as error:
+    except (AssemblyError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

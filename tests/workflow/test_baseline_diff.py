@@ -115,3 +115,24 @@ def test_a_missing_assembly_is_a_clear_error(tmp_path: Path, capsys: pytest.Capt
     )
     assert status == 2
     assert "manifest.json" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("offline_cli")
+def test_relative_paths_work_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workflow passes paths relative to the workspace (head/cdk.out, head/node_modules/.bin/cdk)."""
+    stacks = {"Serving": {"Endpoint": endpoint("bidistream")}}
+    write_assembly(tmp_path / "head", stacks)
+    write_assembly(tmp_path / "base", stacks)
+    monkeypatch.chdir(tmp_path)
+    cdk = os.path.relpath(CDK, tmp_path)
+    assert baseline_diff.main(["--head", "head", "--base", "base", "--cdk", cdk, "--output", "diff.txt"]) == 0
+    assert "There were no differences" in (tmp_path / "diff.txt").read_text(encoding="utf-8")
+
+
+def test_a_missing_cli_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    head = write_assembly(tmp_path / "head", {"Serving": {"Endpoint": endpoint("bidistream")}})
+    status = baseline_diff.main(
+        ["--head", str(head), "--cdk", str(tmp_path / "no-cdk"), "--output", str(tmp_path / "d.txt")]
+    )
+    assert status == 2
+    assert "no-cdk" in capsys.readouterr().err
