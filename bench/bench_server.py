@@ -292,6 +292,7 @@ def main() -> None:
     args = parser.parse_args()
 
     os.sched_setaffinity(0, {args.client_cpu})
+    load_before = os.getloadavg()[0]
     server: RunningProcess | None = None
     if args.url:
         url, clock = args.url, CpuClock(args.server_pid) if args.server_pid else None
@@ -314,6 +315,9 @@ def main() -> None:
             server.stop()
     print()
     print_table(one, many, best, tried)
+    # Other work on these cores shows as low CPU shares and high latencies: figures are then lower bounds.
+    load_after = os.getloadavg()[0]
+    print(f"1-minute load average: {load_before:.1f} before, {load_after:.1f} after ({os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":
