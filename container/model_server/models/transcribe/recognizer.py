@@ -81,6 +81,7 @@ class StreamRecognizer:
         self._samples_at_interim = 0
         self._last_interim = ""
         self._interim_sent = False
+        self._interim_sent = False
         # The first utterance's audio, kept for its second pass; None once that has run (or if disabled).
         self._first_utterance_audio: list[bytes] | None = [] if second_pass else None
         self._first_utterance_samples = 0
@@ -120,7 +121,17 @@ class StreamRecognizer:
         results = self._apply(self._segmenter.flush(), from_finalize=from_finalize, closing=closing)
         if from_finalize and not any(result.from_finalize for result in results):
             now = self._samples / SAMPLE_RATE
-            results.append(Transcript(now, 0.0, (), 0.0, True, closing, True))
+            results.append(
+                Transcript(
+                    start=now,
+                    duration=0.0,
+                    words=(),
+                    confidence=0.0,
+                    is_final=True,
+                    speech_final=closing,
+                    from_finalize=True,
+                )
+            )
         return results
 
     def close(self) -> None:
@@ -143,9 +154,10 @@ class StreamRecognizer:
             result = self._end_utterance(
                 speech_final=not from_finalize or closing, from_finalize=from_finalize
             )
+            # An utterance that came to no words is not worth a message, unless an interim showed
+            # words that this final must replace, or the client asked for a flush.
             if result.words or self._interim_sent or from_finalize:
                 results.append(result)
-            self._interim_sent = False
         return results
 
     def _start_utterance(self, first_sample: int) -> None:
@@ -155,6 +167,7 @@ class StreamRecognizer:
         self._utterance_samples = 0
         self._samples_at_interim = 0
         self._last_interim = ""
+        self._interim_sent = False
 
     def _decode(self, pcm: bytes) -> None:
         self._decoder.process_raw(pcm, False, False)
