@@ -178,7 +178,7 @@ class WebSocketSession:
 
     async def _end(self, handler: SessionHandler) -> None:
         if self._idle_close is not None:
-            await self._idle_close
+            await asyncio.gather(self._idle_close, return_exceptions=True)
         if not self._ws.closed:
             await self._ws.close()
         try:

@@ -65,7 +65,7 @@ class BinaryOnlyModel(Model):
 
 
 class FailingHandler(SessionHandler):
-    """Echoes text; "crash" raises a plain exception (1011), "bad" a SessionError with 1007."""
+    """Echoes text; "crash" raises a plain exception (1011), "bad" and "verbose" a SessionError (1007)."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -75,6 +75,10 @@ class FailingHandler(SessionHandler):
             raise RuntimeError("the model fell over")
         if text == "bad":
             raise SessionError(CloseCode.INVALID_PAYLOAD, "expected JSON")
+        if text == "verbose":
+            raise SessionError(
+                CloseCode.INVALID_PAYLOAD, "é" * 100
+            )  # 200 bytes: more than a Close frame holds
         await self._session.send_text(text)
 
 

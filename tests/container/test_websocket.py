@@ -157,6 +157,8 @@ def test_model_error_codes_reach_the_client(server: RunningProcess) -> None:
 
     assert asyncio.run(scenario("crash")) == (1011, "internal error in the model")
     assert asyncio.run(scenario("bad")) == (1007, "expected JSON")
+    # A reason longer than a Close frame holds (123 bytes) is cut at a character boundary.
+    assert asyncio.run(scenario("verbose")) == (1007, "é" * 61)
     wait_until(
         lambda: any(line.get("event") == "model_error" for line in log_lines(server)),
         timeout=5,
