@@ -53,10 +53,6 @@ class StreamingServer:
         self._no_sessions = asyncio.Event()
         self._no_sessions.set()
 
-    @property
-    def state(self) -> State:
-        return self._state
-
     def application(self) -> web.Application:
         app = web.Application(client_max_size=self._settings.max_message_bytes)
         app.router.add_route("GET", "/ping", self._ping)

@@ -22,6 +22,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTAINER_DIR = REPO_ROOT / "container"
 START_TIMEOUT = 60.0  # seconds; the speech model loads in a few seconds on 2 cores
+TEST_DRAIN_GRACE_SECONDS = 1.0
 
 
 def free_port() -> int:
@@ -108,14 +109,21 @@ def start_model_server(
 ) -> RunningProcess:
     """Start the model container's server exactly as the image's ``serve`` does, on loopback.
 
-    With ``ready`` it waits until ``GET /ping`` answers 200 (every model loaded).
+    With ``ready`` it waits until ``GET /ping`` answers 200 (every model loaded). Sessions still open
+    at ``stop()`` get 1001 after a short drain (``TEST_DRAIN_GRACE_SECONDS``) unless ``env`` sets
+    ``DRAIN_GRACE_SECONDS``, so a test never waits out the production grace period.
     """
     port = port or free_port()
     server = start_process(
         [sys.executable, "-m", "model_server", "serve"],
         port=port,
         cwd=CONTAINER_DIR,
-        env={"PORT": str(port), "HOST": "127.0.0.1", **(env or {})},
+        env={
+            "PORT": str(port),
+            "HOST": "127.0.0.1",
+            "DRAIN_GRACE_SECONDS": str(TEST_DRAIN_GRACE_SECONDS),
+            **(env or {}),
+        },
     )
     if ready:
         wait_for_ping(server)
