@@ -104,12 +104,17 @@ class StreamingModel(Construct):
         self.model.node.add_dependency(self.role)
         self.model_name: str = self.model.attr_model_name
 
+        # Each '*' below is an action without resource-level permissions; the reason names exactly those.
+        unscoped = ["cloudwatch:PutMetricData (limited by a cloudwatch:namespace condition instead)"]
+        if self.image is not None:
+            unscoped.append("ecr:GetAuthorizationToken (the pull itself is limited to the asset repository)")
+        if vpc_subnet_ids:
+            unscoped.append("the ec2:Describe* calls SageMaker makes to place the model's network interfaces")
         nag.acknowledge(
             self.role,
             "AwsSolutions-IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken has no resource-level permissions (it must be '*'); "
-            "cloudwatch:PutMetricData has none either and is limited by a cloudwatch:namespace condition; "
-            "in a VPC, ec2:Describe* calls have none.",
+            "These actions support no resource-level permissions, so IAM requires '*': "
+            + "; ".join(unscoped),
         )
 
     def _allow_endpoint_logs(self, stack: cdk.Stack, endpoint_name: str) -> None:
