@@ -79,12 +79,12 @@ def start_endpoint(
     """Starts ``bidistream endpoint`` processes in front of a model URL; all stopped at the end."""
     started: list[RunningProcess] = []
 
-    def start(model_url: str, *extra_args: str) -> RunningProcess:
+    def start(model_url: str, *extra_args: str, env: dict[str, str] | None = None) -> RunningProcess:
         port = free_port()
         cert_dir = tmp_path_factory.mktemp("certs")
         argv = [sys.executable, "-m", "bidistream", "endpoint", "--port", str(port), "--model-url", model_url]
         argv += ["--cert-dir", str(cert_dir), *extra_args]
-        process = start_process(argv, port=port, env=credentials)
+        process = start_process(argv, port=port, env={**credentials, **(env or {})})
         started.append(process)
         wait_for_output(process, "ready: ")
         process.extra["uri"] = f"https://127.0.0.1:{port}"

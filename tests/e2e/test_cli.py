@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,14 @@ def test_endpoint_that_never_answers_exits_with_timed_out(
     result = run_cli("invoke", *args, "--text", "hi", env=credentials)
 
     assert_one_line_failure(result, ExitCode.TIMED_OUT, "timed out after 1s")
+
+
+def test_audio_that_is_not_a_wav_file_is_a_usage_error(
+    container_endpoint: RunningProcess, credentials: dict[str, str], tmp_path: Path
+) -> None:
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("these are not samples")
+
+    result = run_cli("invoke", *endpoint_args(container_endpoint), "--audio", str(not_audio), env=credentials)
+
+    assert_one_line_failure(result, ExitCode.USAGE, "not a PCM WAV file")

@@ -10,7 +10,7 @@ import pytest
 
 from bidistream.errors import ExitCode
 from bidistream.smoke import SmokeReport, SmokeTestFailed, lambda_handler, run_smoke
-from tests.e2e.conftest import ENDPOINT_NAME, REGION, endpoint_args, run_cli
+from tests.e2e.conftest import ENDPOINT_NAME, REGION, EndpointFactory, endpoint_args, run_cli
 from tests.support.processes import RunningProcess
 
 
@@ -117,3 +117,18 @@ def test_smoke_command_passes_and_fails_from_a_shell(
     assert (failed.returncode, failed.stderr.startswith("smoke FAIL")) == (ExitCode.FAILED, True), (
         failed.stderr
     )
+
+
+def test_smoke_signs_with_a_session_token_as_the_lambda_role_does(
+    container: RunningProcess,
+    start_endpoint: EndpointFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A Lambda gets temporary credentials: key, secret and AWS_SESSION_TOKEN, all from its environment.
+    endpoint = start_endpoint(container.base_url, env={"AWS_SESSION_TOKEN": "lambda-session-token"})
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "lambda-session-token")
+
+    assert smoke(endpoint).ok
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "another-session-token")
+    with pytest.raises(SmokeTestFailed, match=r"access denied \(403 UnrecognizedClientException\)"):
+        smoke(endpoint)
