@@ -1,9 +1,10 @@
 """The app's settings: one frozen, typed object built from CDK context and validated once.
 
 Settings come from ``cdk.json`` context and ``-c key=value`` on the CDK command line. Every setting
-is a snake_case context key; CDK's own keys (``@aws-cdk/...``, ``aws:cdk:...``, ``cli-telemetry``)
-never are, so a snake_case key that is not a setting is a typo and is refused. A bad value fails
-synth with a message naming the setting, the value and what is allowed.
+is a snake_case context key. CDK's own keys contain ``@``, ``:`` or ``-`` (``@aws-cdk/...``,
+``aws:cdk:...``, ``cli-telemetry``), so a key of only letters, digits and underscores that is not a
+setting is a typo and is refused, as is a hyphenated spelling of a setting (``instance-type``).
+A bad value fails synth with a message naming the setting, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ SPEECH_INVOCATION_PATH: Final = "v1/listen"
 # The smoke clip goes as raw 16 kHz 16-bit PCM, which Deepgram decodes only when told the encoding.
 MARKETPLACE_QUERY_STRING: Final = "model=nova-3&encoding=linear16&sample_rate=16000"
 
-_SETTING_KEY = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+_SETTINGS_NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 # SageMaker names (endpoint, variant): alphanumerics and single or repeated hyphens, 1-63 chars.
 _SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -153,7 +154,7 @@ class Settings:
         known = {item.name for item in fields(cls)}
         values: dict[str, Any] = {}
         for key, raw in sorted(context.items()):
-            if not _SETTING_KEY.match(key):
+            if not _SETTINGS_NAMESPACE.match(key) and key.replace("-", "_") not in known:
                 continue  # CDK's own context: feature flags, aws:cdk:*, cli-telemetry, lookups
             if key not in known:
                 raise SettingsError(_unknown_setting_message(key, raw, known))
@@ -162,7 +163,7 @@ class Settings:
 
 
 def _unknown_setting_message(key: str, raw: Any, known: set[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(known), n=1)
+    close = difflib.get_close_matches(key.replace("-", "_").lower(), sorted(known), n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown setting '{key}' = {raw!r}{hint}; allowed settings: {', '.join(sorted(known))}"
 

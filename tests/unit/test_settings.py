@@ -160,6 +160,13 @@ def test_unknown_key_is_refused_with_a_suggestion() -> None:
     assert "allowed settings:" in message and "smoke_budget_seconds" in message
 
 
+@pytest.mark.parametrize(
+    ("key", "suggestion"), [("instance-type", "instance_type"), ("instanceCount", "instance_count")]
+)
+def test_hyphenated_or_camel_case_spelling_is_refused_with_the_right_name(key: str, suggestion: str) -> None:
+    assert f"did you mean '{suggestion}'?" in refused({key: "x"})
+
+
 def test_half_a_vpc_is_refused() -> None:
     message = refused({"vpc_subnet_ids": "subnet-0123abcd"})
     assert "'vpc_subnet_ids' = ['subnet-0123abcd']" in message
