@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Capture, Match, Template
 
 from stacks.endpoint_stack import CONTAINER_DIR
@@ -110,10 +111,18 @@ def test_execution_role_is_assumed_by_sagemaker_and_has_no_managed_policies(byoc
             assert "ManagedPolicyArns" not in role["Properties"]
 
 
+BYOC_ACTIONS = ECR_PULL | LOG_ACTIONS | {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
+
+
 def test_execution_role_may_do_only_pull_logs_and_metrics(byoc: Template) -> None:
-    assert actions_of(execution_role_statements(byoc)) == ECR_PULL | LOG_ACTIONS | {
-        "ecr:GetAuthorizationToken",
-        "cloudwatch:PutMetricData",
+    assert actions_of(execution_role_statements(byoc)) == BYOC_ACTIONS
+
+
+def test_action_check_catches_an_extra_permission() -> None:
+    stack = build_stack({"smoke_test": "false"})
+    stack.model.role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=["*"]))
+    assert actions_of(execution_role_statements(Template.from_stack(stack))) - BYOC_ACTIONS == {
+        "s3:GetObject"
     }
 
 

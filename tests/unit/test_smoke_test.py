@@ -7,10 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
 from stacks.endpoint_stack import CONTAINER_DIR
-from tests.unit.conftest import PACKAGE_ARN, actions_of, only_resource, role_statements, template_of
+from tests.unit.conftest import (
+    PACKAGE_ARN,
+    actions_of,
+    as_list,
+    build_stack,
+    only_resource,
+    role_statements,
+    template_of,
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,26 +85,51 @@ def test_budget_sets_the_lambda_and_trigger_timeout() -> None:
     assert trigger["Properties"]["Timeout"] == "360000"
 
 
+def smoke_role_excess(template: Template) -> list[str]:
+    """What the smoke role may do beyond streaming to this endpoint and writing its own logs."""
+    endpoint_id, _ = only_resource(template, "AWS::SageMaker::Endpoint")
+    log_group_id, _ = only_resource(template, "AWS::Logs::LogGroup")
+    role_id = next(
+        logical_id
+        for logical_id in template.find_resources("AWS::IAM::Role")
+        if logical_id.startswith("SmokeTestRole")
+    )
+    allowed = {
+        "sagemaker:InvokeEndpoint": {"Ref": endpoint_id},  # Ref of an endpoint is its ARN
+        "sagemaker:InvokeEndpointWithBidirectionalStream": {"Ref": endpoint_id},
+        "logs:CreateLogStream": {"Fn::GetAtt": [log_group_id, "Arn"]},
+        "logs:PutLogEvents": {"Fn::GetAtt": [log_group_id, "Arn"]},
+    }
+    excess = []
+    for statement in role_statements(template, role_id):
+        for action in as_list(statement["Action"]):
+            if statement["Effect"] == "Allow" and allowed.get(action) != statement["Resource"]:
+                excess.append(f"{action} on {statement['Resource']}")
+    return excess
+
+
 def test_role_may_invoke_only_this_endpoint_and_write_only_its_own_logs(default: Template) -> None:
-    endpoint_id, _ = only_resource(default, "AWS::SageMaker::Endpoint")
+    assert smoke_role_excess(default) == []
     role_id = next(
         logical_id
         for logical_id in default.find_resources("AWS::IAM::Role")
         if logical_id.startswith("SmokeTestRole")
     )
-    log_group_id, _ = only_resource(default, "AWS::Logs::LogGroup")
-    statements = role_statements(default, role_id)
-    assert actions_of(statements) == {
+    assert actions_of(role_statements(default, role_id)) == {
         "sagemaker:InvokeEndpoint",
         "sagemaker:InvokeEndpointWithBidirectionalStream",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
     }
-    for statement in statements:
-        if any(action.startswith("sagemaker:") for action in statement["Action"]):
-            assert statement["Resource"] == {"Ref": endpoint_id}  # Ref of an endpoint is its ARN
-        else:
-            assert statement["Resource"] == {"Fn::GetAtt": [log_group_id, "Arn"]}
+
+
+def test_excess_check_catches_an_invoke_grant_on_every_endpoint() -> None:
+    stack = build_stack()
+    assert stack.smoke_test is not None
+    stack.smoke_test.role.add_to_principal_policy(
+        iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=["*"])
+    )
+    assert smoke_role_excess(Template.from_stack(stack)) == ["sagemaker:InvokeEndpoint on *"]
 
 
 def test_role_is_for_lambda_with_no_managed_policy(default: Template) -> None:
