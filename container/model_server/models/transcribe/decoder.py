@@ -47,7 +47,7 @@ class DecoderPool:
         self.created = 0
 
     def load(self, *, warm: int) -> None:
-        """Read the language model and make ``warm`` decoders ahead of the first sessions."""
+        """Read the language model and make ``warm`` decoders (at least one) ahead of the first sessions."""
         config = decoder_config()
         log_math = LogMath(config["logbase"])
         self._language_model = NGramModel(config, log_math, get_model_path(LANGUAGE_MODEL))

@@ -6,7 +6,8 @@ Settings (environment variables, checked when the model is created):
   this long is closed, as Deepgram closes after 10 s (its ``NET-0001``). The server closes it, with
   1008 and a reason naming the timeout.
 - ``TRANSCRIBE_WARM_DECODERS`` (default 2): decoders made at start-up, so the first sessions do not
-  wait about 0.4 s each for one; finished sessions' decoders are reused, and up to
+  wait about 0.4 s each for one (at least one is always made: it proves the model loads before
+  ``/ping`` says ready); finished sessions' decoders are reused, and up to
   ``max(4, TRANSCRIBE_WARM_DECODERS)`` idle ones (about 58 MB each) are kept.
 """
 
