@@ -240,7 +240,15 @@ async def serve(settings: Settings, routes: tuple[Route, ...]) -> int:
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=LISTEN_BACKLOG)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as error:
+        log.error(
+            f"cannot listen on {settings.host}:{settings.port}: {error.strerror or error}",
+            extra={FIELDS: {"event": "listen_failed", "host": settings.host, "port": settings.port}},
+        )
+        await runner.cleanup()
+        return 1
     log.info(
         "listening",
         extra={

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import sys
 
@@ -102,3 +104,16 @@ def test_models_selects_from_the_route_table() -> None:
 def test_extra_route_cannot_take_a_path_that_has_a_model() -> None:
     with pytest.raises(SettingsError, match="already has a model"):
         enabled_routes(Settings.from_env({"MODELS": "echo", "EXTRA_ROUTES": f"{DEFAULT_PATH}=pkg:Other"}))
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_entry_point("serve", env={"MODELS": "echo", "HOST": "127.0.0.1", "PORT": str(port)})
+    assert result.returncode == 1
+    (failure,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert failure["event"] == "listen_failed"
+    assert failure["message"].startswith(f"cannot listen on 127.0.0.1:{port}: ")
+    assert failure["message"].endswith("address already in use")
