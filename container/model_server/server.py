@@ -270,10 +270,9 @@ async def serve(settings: Settings, routes: tuple[Route, ...]) -> int:
     await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if loading.done() and loading.exception() is not None:
         server.mark_failed()
-        error = loading.exception()
         log.error(
             "model failed to load; exiting",
-            exc_info=error,
+            exc_info=loading.exception(),
             extra={FIELDS: {"event": "load_failed"}},
         )
         exit_code = 1
