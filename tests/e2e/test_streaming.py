@@ -7,10 +7,33 @@ import asyncio
 import json
 
 import pytest
-from aws_sdk_sagemaker_runtime_http2.models import ModelError, ModelStreamError
+from aws_sdk_sagemaker_runtime_http2.client import AsyncSageMakerRuntimeHTTP2Client
+from aws_sdk_sagemaker_runtime_http2.config import AsyncSageMakerRuntimeHTTP2Config
+from aws_sdk_sagemaker_runtime_http2.models import (
+    InvokeEndpointWithBidirectionalStreamInput,
+    ModelError,
+    ModelStreamError,
+    RequestPayloadPart,
+    RequestStreamEventPayloadPart,
+)
+from aws_sdk_signers import AsyncEventSigner
+from smithy_aws_core.auth import SigV4AuthScheme
+from smithy_aws_event_stream.events import EventHeaderEncoder
+from smithy_aws_event_stream.exceptions import UnmodeledEventError
+from smithy_core.shapes import ShapeID
 
-from bidistream.client import BINARY, COMPLETE, PARTIAL, UTF8, Part, StreamTarget, Timeouts, open_stream
-from bidistream.errors import StreamTimeout
+from bidistream.client import (
+    BINARY,
+    COMPLETE,
+    PARTIAL,
+    UTF8,
+    Part,
+    StreamTarget,
+    Timeouts,
+    make_transport,
+    open_stream,
+)
+from bidistream.errors import ExitCode, StreamTimeout, describe
 from tests.e2e.conftest import ENDPOINT_NAME, REGION, EndpointFactory
 from tests.support.processes import RunningProcess
 
@@ -229,3 +252,42 @@ def test_failing_streams_leave_a_concurrent_stream_untouched(
 
     assert [part.data for part in answers] == [f"message {index}".encode() for index in range(20)]
     assert [type(error).__name__ for error in errors] == ["InputValidationError", "ModelStreamError"]
+
+
+class _WrongChainSigV4(SigV4AuthScheme):
+    """Signs the request correctly but chains the events from the wrong seed signature."""
+
+    def event_signer(self, *, request: object) -> AsyncEventSigner:
+        return AsyncEventSigner(initial_signature=b"0" * 64, event_encoder_cls=EventHeaderEncoder)
+
+
+def test_badly_signed_event_ends_the_stream_with_an_access_denied_error(
+    container_endpoint: RunningProcess,
+) -> None:
+    stream_target = target(container_endpoint)
+
+    async def run() -> None:
+        config = await AsyncSageMakerRuntimeHTTP2Config.resolve(
+            region=REGION,
+            endpoint_uri=stream_target.endpoint_uri,
+            transport=make_transport(stream_target.ca_file),
+            auth_schemes={ShapeID("aws.auth#sigv4"): _WrongChainSigV4(service="sagemaker")},
+        )
+        client = AsyncSageMakerRuntimeHTTP2Client(config=config)
+        try:
+            stream = await client.invoke_endpoint_with_bidirectional_stream(
+                InvokeEndpointWithBidirectionalStreamInput(endpoint_name=ENDPOINT_NAME)
+            )
+            _, receiver = await asyncio.wait_for(stream.await_output(), 10)
+            await stream.input_stream.send(
+                RequestStreamEventPayloadPart(value=RequestPayloadPart(bytes_=b"hi", data_type=UTF8))
+            )
+            await asyncio.wait_for(receiver.receive(), 10)
+        finally:
+            await client.close()
+
+    with pytest.raises(UnmodeledEventError) as raised:
+        asyncio.run(run())
+
+    assert describe(raised.value)[0] == ExitCode.ACCESS_DENIED
+    assert raised.value.code == "InvalidSignatureException"
