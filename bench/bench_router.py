@@ -160,6 +160,8 @@ def main() -> None:
     count = args.rounds * args.per_round
     print(f"round trip of one {args.size}-byte UTF8 message, {count} per path, echo model, loopback")
     print(f"  container on CPU {args.container_cpu}; endpoint and clients on CPU {args.endpoint_cpu}")
+    # Other work on the machine shows up in p99 first; say how busy it was.
+    print(f"  load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     rows = [("direct WebSocket -> container", direct), ("SDK -> local endpoint -> container", via_endpoint)]
     for name, samples in rows:
         print(
