@@ -181,7 +181,12 @@ async def bench_capacity(url: str, data: list[tuple[bytes, str]], real_time_fact
     print(f"concurrent real-time streams / core: {best}")
 
 
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> None:
+    print(f"load average before: {load_average()} (other work on the machine skews every figure)")
     data = clips()
     pool = DecoderPool(max_idle=8)
     pool.load(warm=1)
@@ -197,6 +202,7 @@ def main() -> None:
         url = f"ws://127.0.0.1:{server.port}/v1/listen?encoding=linear16&sample_rate=16000"
         asyncio.run(bench_latency(url, data))
         asyncio.run(bench_capacity(url, data, real_time_factor))
+    print(f"load average after:  {load_average()}")
 
 
 if __name__ == "__main__":
