@@ -83,7 +83,7 @@ def test_interim_results_arrive_before_the_audio_ends(listen_server: RunningProc
 
     interim, rest = asyncio.run(scenario())
     assert interim["type"] == "Results" and interim["is_final"] is False
-    assert transcript(interim).startswith("please")
+    assert transcript(interim)  # words already, while half the sentence is still to come
     assert rest.finals()[-1]["is_final"] is True
 
 
