@@ -58,9 +58,9 @@ def write_variant(tmp_path: Path, old: str, new: str) -> Path:
     return target
 
 
-def schema_check(path: Path) -> subprocess.CompletedProcess[str]:
+def schema_check(path: Path, schema: str = "vendor.github-workflows") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.github-workflows", str(path)],
+        [str(CHECK_JSONSCHEMA), "--builtin-schema", schema, str(path)],
         capture_output=True,
         text=True,
         check=False,
@@ -82,8 +82,9 @@ def zizmor(path: Path) -> tuple[int, list[str]]:
 # --- GitHub's workflow schema -----------------------------------------------------------------------
 
 
-def test_workflow_passes_the_github_workflow_schema() -> None:
-    result = schema_check(WORKFLOW)
+@pytest.mark.parametrize("workflow", sorted(WORKFLOW.parent.glob("*.y*ml")), ids=lambda path: path.name)
+def test_every_workflow_passes_the_github_workflow_schema(workflow: Path) -> None:
+    result = schema_check(workflow)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -97,8 +98,8 @@ def test_schema_check_rejects_a_job_without_runs_on(tmp_path: Path) -> None:
 # --- zizmor --------------------------------------------------------------------------------------------
 
 
-def test_workflow_has_no_zizmor_findings() -> None:
-    status, findings = zizmor(WORKFLOW)
+def test_workflows_and_dependabot_have_no_zizmor_findings() -> None:
+    status, findings = zizmor(ROOT / ".github")
     assert (status, findings) == (0, [])
 
 
@@ -295,3 +296,28 @@ def test_the_comment_job_updates_the_comment_the_account_diff_marks() -> None:
     (comment_step,) = steps(jobs()["comment"])
     assert comment_step["env"]["MARKER"] == f"<!-- {marker.group(1)} -->"
     assert "issues/comments/" in comment_step["run"]  # edits the existing comment instead of adding one
+
+
+# --- Dependabot keeps the pins current ---------------------------------------------------------------
+
+DEPENDABOT = ROOT / ".github" / "dependabot.yml"
+
+
+def test_dependabot_updates_the_pinned_actions_and_passes_its_schema() -> None:
+    result = schema_check(DEPENDABOT, "vendor.dependabot")
+    assert result.returncode == 0, result.stdout + result.stderr
+    ecosystems = {update["package-ecosystem"] for update in yaml.safe_load(DEPENDABOT.read_text())["updates"]}
+    assert "github-actions" in ecosystems
+
+
+def test_zizmor_catches_dependabot_without_a_cooldown(tmp_path: Path) -> None:
+    text = DEPENDABOT.read_text(encoding="utf-8")
+    without = "".join(
+        line for line in text.splitlines(keepends=True) if "cooldown" not in line and "days" not in line
+    )
+    target = tmp_path / ".github" / "dependabot.yml"
+    target.parent.mkdir()
+    target.write_text(without, encoding="utf-8")
+    status, findings = zizmor(target)
+    assert status != 0
+    assert "dependabot-cooldown" in findings
