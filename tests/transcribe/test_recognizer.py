@@ -130,3 +130,17 @@ def test_a_reused_decoder_starts_from_the_initial_cepstral_mean(pool: DecoderPoo
     assert again is decoder
     assert again.get_cmn() == initial
     pool.release(again)
+
+
+def test_without_endpointing_only_the_flush_ends_the_utterance(pool: DecoderPool) -> None:
+    decoder = pool.acquire()
+    stream = StreamRecognizer(decoder, interim_results=False, endpointing_ms=None)
+    pcm = read_pcm(DATA / "two-utterances.wav")
+    heard: list[Transcript] = []
+    for offset in range(0, len(pcm), 3200):
+        heard += stream.accept(pcm[offset : offset + 3200])
+    assert heard == []  # two sentences and a long pause, yet no end of speech
+    (final,) = stream.finalize(from_finalize=True)
+    pool.release(decoder)
+    assert final.from_finalize
+    assert "kitchen" in final.text and "weather" in final.text
