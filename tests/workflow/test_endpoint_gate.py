@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ def diff_text(name: str) -> str:
     return (DIFFS / f"{name}.txt").read_text(encoding="utf-8")
 
 
-def verdict_for(name: str, labels: frozenset[str] = frozenset()) -> object:
+def verdict_for(name: str, labels: frozenset[str] = frozenset()) -> Any:
     return gate.judge(diff_text(name), labels)
 
 

@@ -32,8 +32,8 @@ def workflow_text() -> str:
     return WORKFLOW.read_text(encoding="utf-8")
 
 
-def load_workflow(text: str | None = None) -> dict[str, Any]:
-    data = yaml.safe_load(workflow_text() if text is None else text)
+def load_workflow() -> dict[str, Any]:
+    data: dict[Any, Any] = yaml.safe_load(workflow_text())
     # YAML 1.1 reads the key `on` as the boolean True.
     if True in data:
         data["on"] = data.pop(True)
@@ -41,7 +41,8 @@ def load_workflow(text: str | None = None) -> dict[str, Any]:
 
 
 def jobs() -> dict[str, dict[str, Any]]:
-    return load_workflow()["jobs"]
+    found: dict[str, dict[str, Any]] = load_workflow()["jobs"]
+    return found
 
 
 def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
