@@ -32,6 +32,7 @@ class StreamingEndpoint(Construct):
         volume_size_gb: int | None,
         container_startup_health_check_timeout_seconds: int,
         model_data_download_timeout_seconds: int,
+        inference_ami_version: str | None,
         kms_key_arn: str | None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -51,6 +52,7 @@ class StreamingEndpoint(Construct):
                         container_startup_health_check_timeout_seconds
                     ),
                     model_data_download_timeout_in_seconds=model_data_download_timeout_seconds,
+                    inference_ami_version=inference_ami_version,
                 )
             ],
             kms_key_id=kms_key_arn,

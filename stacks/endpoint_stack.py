@@ -62,6 +62,7 @@ class EndpointStack(cdk.Stack):
             volume_size_gb=settings.volume_size_gb,
             container_startup_health_check_timeout_seconds=settings.container_startup_health_check_timeout_seconds,
             model_data_download_timeout_seconds=settings.model_data_download_timeout_seconds,
+            inference_ami_version=settings.inference_ami_version,
             kms_key_arn=settings.kms_key_arn,
         )
         if settings.kms_key_arn is not None:

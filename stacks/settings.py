@@ -39,6 +39,7 @@ _KMS_KEY_ARN = re.compile(
 )
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8}([0-9a-f]{9})?$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}([0-9a-f]{9})?$")
+_INFERENCE_AMI_VERSION = re.compile(r"^al2[0-9]*-ami-sagemaker-inference-[a-z0-9]+(-[0-9]+)*$")
 _INVOCATION_PATH = re.compile(r"^[A-Za-z0-9._~/-]{1,100}$")
 _QUERY_STRING = re.compile(r"^[A-Za-z0-9._~=&%+-]{1,2048}$")
 
@@ -88,6 +89,7 @@ class Settings:
     volume_size_gb: int | None = None
     container_startup_health_check_timeout_seconds: int = 600
     model_data_download_timeout_seconds: int = 600
+    inference_ami_version: str | None = None
     kms_key_arn: str | None = None
     vpc_subnet_ids: tuple[str, ...] = ()
     vpc_security_group_ids: tuple[str, ...] = ()
@@ -267,6 +269,11 @@ _PARSERS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "volume_size_gb": _number(int, 1, 512, "an integer from 1 to 512, or empty", optional=True),
     "container_startup_health_check_timeout_seconds": _number(int, 60, 3600, _TIMEOUT),
     "model_data_download_timeout_seconds": _number(int, 60, 3600, _TIMEOUT),
+    "inference_ami_version": _text(
+        _INFERENCE_AMI_VERSION,
+        "an inference AMI version such as al2023-ami-sagemaker-inference-gpu-4-1",
+        optional=True,
+    ),
     "kms_key_arn": _text(
         _KMS_KEY_ARN, "a KMS key ARN arn:aws:kms:<region>:<account>:key/<id>", optional=True
     ),
@@ -345,6 +352,8 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "volume_size_gb": "EBS volume per instance, 1-512 GB; refused for NVMe families (g5, g6, p4d, ...)",
     "container_startup_health_check_timeout_seconds": "How long `/ping` may take to pass, 60-3600 s",
     "model_data_download_timeout_seconds": "Model data download timeout, 60-3600 s",
+    "inference_ami_version": "Inference AMI (GPU driver/CUDA set) for the instances; unset = SageMaker's "
+    "default; Deepgram's deploy scripts use `al2023-ami-sagemaker-inference-gpu-4-1`",
     "kms_key_arn": "KMS key for the endpoint's storage volume; refused for NVMe families "
     "(SageMaker rejects it); the execution role gets use of this key only",
     "vpc_subnet_ids": "Subnets for the model container (list or comma-separated); "

@@ -31,6 +31,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "model_package_arn": PACKAGE_ARN,
         "vpc_subnet_ids": "subnet-0123abcd",
         "vpc_security_group_ids": "sg-0123abcd",
+        "inference_ami_version": "al2023-ami-sagemaker-inference-gpu-4-1",
     },
     "byoc-kms-cpu-volume": {
         "instance_type": "ml.c5.xlarge",

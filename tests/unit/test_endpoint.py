@@ -25,6 +25,7 @@ def custom() -> Template:
             "model_data_download_timeout_seconds": "1200",
             "kms_key_arn": KMS_KEY_ARN,
             "endpoint_name": "speech-live",
+            "inference_ami_version": "al2023-ami-sagemaker-inference-gpu-4-1",
         }
     )
 
@@ -49,6 +50,7 @@ def test_endpoint_config_defaults_to_one_gpu_instance(default: Template) -> None
                     "InitialVariantWeight": 1,
                     "ContainerStartupHealthCheckTimeoutInSeconds": 600,
                     "ModelDataDownloadTimeoutInSeconds": 600,
+                    "InferenceAmiVersion": Match.absent(),
                 }
             ],
             "KmsKeyId": Match.absent(),
@@ -64,7 +66,7 @@ def test_endpoint_config_is_never_named_so_it_can_be_replaced(default: Template,
         template.has_resource_properties("AWS::SageMaker::Model", {"ModelName": Match.absent()})
 
 
-def test_endpoint_config_uses_configured_instance_type_count_variant_volume_timeouts_and_key(
+def test_endpoint_config_uses_configured_instance_type_count_variant_volume_timeouts_ami_and_key(
     custom: Template,
 ) -> None:
     custom.has_resource_properties(
@@ -79,6 +81,7 @@ def test_endpoint_config_uses_configured_instance_type_count_variant_volume_time
                         "VolumeSizeInGB": 64,
                         "ContainerStartupHealthCheckTimeoutInSeconds": 900,
                         "ModelDataDownloadTimeoutInSeconds": 1200,
+                        "InferenceAmiVersion": "al2023-ami-sagemaker-inference-gpu-4-1",
                     }
                 )
             ],

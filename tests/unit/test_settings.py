@@ -210,6 +210,12 @@ def test_more_datapoints_than_the_window_is_refused() -> None:
     assert "setting 'alarm_datapoints' = 6" in message and "alarm_evaluation_minutes (5)" in message
 
 
+def test_bad_inference_ami_version_is_refused() -> None:
+    message = refused({"inference_ami_version": "ubuntu-22.04"})
+    assert "setting 'inference_ami_version' = 'ubuntu-22.04'" in message
+    assert "al2023-ami-sagemaker-inference-gpu-4-1" in message
+
+
 def test_bad_endpoint_name_is_refused() -> None:
     message = refused({"endpoint_name": "my_endpoint"})
     assert "setting 'endpoint_name' = 'my_endpoint'" in message
