@@ -6,44 +6,18 @@ The assemblies are written by hand (manifest + templates), so the test runs the 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.workflow.scripts import ROOT, load_script
+from tests.workflow.assemblies import CDK, endpoint, write_assembly
+from tests.workflow.scripts import load_script
 
 baseline_diff = load_script("baseline_diff")
 gate = load_script("endpoint_gate")
-CDK = ROOT / "node_modules" / ".bin" / "cdk"
 
 pytestmark = pytest.mark.skipif(not CDK.exists(), reason="the pinned CDK CLI is installed by `make setup`")
-
-
-def endpoint(name: str) -> dict[str, Any]:
-    return {
-        "Type": "AWS::SageMaker::Endpoint",
-        "Properties": {"EndpointConfigName": "serving-config", "EndpointName": name},
-    }
-
-
-def write_assembly(directory: Path, stacks: dict[str, dict[str, Any]]) -> Path:
-    directory.mkdir()
-    artifacts = {}
-    for name, resources in stacks.items():
-        (directory / f"{name}.template.json").write_text(
-            json.dumps({"Resources": resources}), encoding="utf-8"
-        )
-        artifacts[name] = {
-            "type": "aws:cloudformation:stack",
-            "environment": "aws://unknown-account/unknown-region",
-            "properties": {"templateFile": f"{name}.template.json"},
-            "displayName": name,
-        }
-    (directory / "manifest.json").write_text(json.dumps({"version": "55.0.0", "artifacts": artifacts}))
-    return directory
 
 
 @pytest.fixture

@@ -1,0 +1,158 @@
+"""The workflow's own shell: the diff jobs' `run:` blocks, executed with bash as the runner would.
+
+The baseline job's block runs for real (the pinned CLI on hand-written assemblies, the scripts from
+this checkout). The account job's block needs AWS, so `make` is replaced by a stand-in that prints a
+real ``cdk diff`` fixture; what is checked there is the block's own logic: report, outputs, status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.workflow.assemblies import CDK, endpoint, write_assembly
+from tests.workflow.scripts import ROOT
+
+WORKFLOW = ROOT / ".github" / "workflows" / "review.yml"
+DIFFS = Path(__file__).resolve().parent / "fixtures" / "diffs"
+
+
+def job(name: str) -> dict[str, Any]:
+    found: dict[str, Any] = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"][name]
+    return found
+
+
+def gate_step(job_name: str) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = job(job_name)["steps"]
+    (step,) = [step for step in steps if "endpoint_gate.py" in step.get("run", "")]
+    return step
+
+
+def github_env(workspace: Path, labels: list[str]) -> dict[str, str]:
+    event = workspace / "event.json"
+    event.write_text(json.dumps({"pull_request": {"labels": [{"name": name} for name in labels]}}))
+    for name in ("summary.md", "output.txt"):
+        (workspace / name).write_text("", encoding="utf-8")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", str(workspace)),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_STEP_SUMMARY": str(workspace / "summary.md"),
+        "GITHUB_OUTPUT": str(workspace / "output.txt"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "CDK_DISABLE_CLI_TELEMETRY": "true",
+        "CDK_DISABLE_VERSION_CHECK": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    return env
+
+
+def run_block(script: str, workspace: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # The runner's `shell: bash` is `bash --noprofile --norc -eo pipefail {0}`.
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=90,
+    )
+
+
+@pytest.fixture
+def baseline_workspace(tmp_path: Path) -> Path:
+    """head/ and base/ as the baseline job checks them out, with both assemblies synthesized."""
+    if not CDK.exists():
+        pytest.skip("the pinned CDK CLI is installed by `make setup`")
+    head = tmp_path / "head"
+    (head / "node_modules" / ".bin").mkdir(parents=True)
+    (head / "node_modules" / ".bin" / "cdk").symlink_to(CDK)
+    shutil.copytree(ROOT / ".github" / "scripts", head / ".github" / "scripts")
+    write_assembly(head / "cdk.out", {"Serving": {"Endpoint": endpoint("bidistream-v2")}})
+    (tmp_path / "base").mkdir()
+    write_assembly(tmp_path / "base" / "cdk.out", {"Serving": {"Endpoint": endpoint("bidistream")}})
+    return tmp_path
+
+
+@pytest.mark.parametrize(("labels", "status"), [([], 1), (["allow-endpoint-replacement"], 0)])
+def test_baseline_job_blocks_an_endpoint_replacement_unless_labelled(
+    baseline_workspace: Path, labels: list[str], status: int
+) -> None:
+    step = gate_step("baseline-diff")
+    env = {**github_env(baseline_workspace, labels), "BASE_ASSEMBLY": "base/cdk.out"}
+    result = run_block(step["run"], baseline_workspace, env)
+    assert result.returncode == status, result.stdout + result.stderr
+    summary = (baseline_workspace / "summary.md").read_text(encoding="utf-8")
+    assert summary.startswith("<!-- bidistream-review:baseline-diff -->")
+    assert ("Blocked" in summary) is (status == 1)
+    assert "[~] AWS::SageMaker::Endpoint Endpoint replace" in summary
+
+
+def test_baseline_job_without_a_base_app_diffs_against_nothing(baseline_workspace: Path) -> None:
+    env = {**github_env(baseline_workspace, []), "BASE_ASSEMBLY": ""}
+    result = run_block(gate_step("baseline-diff")["run"], baseline_workspace, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[+] AWS::SageMaker::Endpoint Endpoint" in (baseline_workspace / "summary.md").read_text()
+
+
+def account_workspace(tmp_path: Path, fixture: str | None) -> tuple[Path, dict[str, str]]:
+    """A checkout with the gate script and a `make` stand-in that prints a recorded diff (or fails)."""
+    shutil.copytree(ROOT / ".github" / "scripts", tmp_path / ".github" / "scripts")
+    stand_in = tmp_path / "bin" / "make"
+    stand_in.parent.mkdir()
+    if fixture is None:
+        body = 'echo "Unable to resolve AWS account to use." >&2\nexit 1\n'
+    else:
+        recorded_diff = DIFFS / f"{fixture}.txt"
+        body = f'[[ "$1" == diff ]] || exit 2\ncat "{recorded_diff}"\n'
+    stand_in.write_text(f"#!/usr/bin/env bash\n{body}", encoding="utf-8")
+    stand_in.chmod(0o755)
+    env = github_env(tmp_path, [])
+    env["PATH"] = f"{stand_in.parent}{os.pathsep}{env['PATH']}"
+    return tmp_path, env
+
+
+def outputs(workspace: Path) -> dict[str, str]:
+    """Parse $GITHUB_OUTPUT the way the runner does (name=value and name<<DELIMITER blocks)."""
+    lines = (workspace / "output.txt").read_text(encoding="utf-8").splitlines()
+    parsed: dict[str, str] = {}
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            end = lines.index(delimiter, index + 1)
+            parsed[name] = "\n".join(lines[index + 1 : end])
+            index = end + 1
+        else:
+            name, value = line.split("=", 1)
+            parsed[name] = value
+            index += 1
+    return parsed
+
+
+@pytest.mark.parametrize(
+    ("fixture", "status"),
+    [("app_instance_type_change", "0"), ("app_endpoint_name_change", "1"), (None, "2")],
+)
+def test_account_job_reports_and_records_the_gate_status(
+    tmp_path: Path, fixture: str | None, status: str
+) -> None:
+    workspace, env = account_workspace(tmp_path, fixture)
+    result = run_block(gate_step("account-diff")["run"], workspace, env)
+    assert result.returncode == 0, result.stdout + result.stderr  # the next step fails the job
+    recorded = outputs(workspace)
+    assert recorded["status"] == status
+    assert recorded["report"].startswith("<!-- bidistream-review:account-diff -->")
+    assert recorded["report"] == (workspace / "report.md").read_text(encoding="utf-8").rstrip("\n")
+    if fixture is None:
+        assert "could not be read" in recorded["report"]
