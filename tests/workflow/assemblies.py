@@ -20,7 +20,7 @@ def endpoint(name: str) -> dict[str, Any]:
 
 
 def write_assembly(directory: Path, stacks: dict[str, dict[str, Any]]) -> Path:
-    """A cloud assembly with one stack per entry (stack name -> template Resources), as `cdk synth` lays out."""
+    """A cloud assembly laid out as `cdk synth` does: one stack per entry (name -> Resources)."""
     directory.mkdir()
     artifacts = {}
     for name, resources in stacks.items():
