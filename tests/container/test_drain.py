@@ -19,7 +19,7 @@ from tests.support.processes import http_status, model_server, start_model_serve
 
 
 def test_sigterm_drains_open_sessions_with_1001_and_exits_0() -> None:
-    with model_server(env=server_env(DRAIN_GRACE_SECONDS="1.5")) as server:
+    with model_server(env=server_env(DRAIN_GRACE_SECONDS="3")) as server:
 
         async def scenario() -> tuple[str | bytes, tuple[int, str], tuple[int | None, str | None]]:
             async with open_session(ws_url(server)) as ws:

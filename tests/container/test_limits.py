@@ -40,14 +40,14 @@ def test_session_over_the_limit_is_closed_with_1013_and_a_freed_slot_is_reused()
 
 
 def test_idle_session_is_closed_with_1008() -> None:
-    with model_server(env=server_env(IDLE_TIMEOUT_SECONDS="0.5")) as server:
+    with model_server(env=server_env(IDLE_TIMEOUT_SECONDS="1")) as server:
 
         async def scenario() -> tuple[int | None, str | None]:
             async with open_session(ws_url(server)) as ws:
                 assert await echoes(ws)
                 return await closed_with(ws)
 
-        assert asyncio.run(scenario()) == (1008, "idle timeout: no message for 0.5 s")
+        assert asyncio.run(scenario()) == (1008, "idle timeout: no message for 1 s")
 
 
 def test_a_session_that_keeps_talking_is_not_idle() -> None:
