@@ -73,10 +73,6 @@ class WebSocketSession:
     def path(self) -> str:
         return self._path
 
-    @property
-    def closed(self) -> bool:
-        return self._ws.closed
-
     async def send_text(self, text: str) -> None:
         data = text.encode()
         await self._send(data, WSMsgType.TEXT)
