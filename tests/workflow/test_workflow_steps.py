@@ -3,6 +3,8 @@
 The baseline job's block runs for real (the pinned CLI on hand-written assemblies, the scripts from
 this checkout). The account job's block needs AWS, so `make` is replaced by a stand-in that prints a
 real ``cdk diff`` fixture; what is checked there is the block's own logic: report, outputs, status.
+The comment job's block runs against a `gh` stand-in serving canned comments: it must edit its own
+comment (found by marker and author) and create one only when there is none.
 """
 
 from __future__ import annotations
@@ -156,3 +158,65 @@ def test_account_job_reports_and_records_the_gate_status(
     assert recorded["report"] == (workspace / "report.md").read_text(encoding="utf-8").rstrip("\n")
     if fixture is None:
         assert "could not be read" in recorded["report"]
+
+
+def comment_workspace(tmp_path: Path, existing_comments: list[dict[str, Any]]) -> tuple[Path, dict[str, str]]:
+    """A `gh` stand-in: serves the PR's comments (two pages), logs each write with its body's first line."""
+    pages = tmp_path / "pages.json"
+    half = len(existing_comments) // 2
+    pages.write_text(json.dumps(existing_comments[:half]) + json.dumps(existing_comments[half:]))
+    calls = tmp_path / "gh-calls.txt"
+    stand_in = tmp_path / "bin" / "gh"
+    stand_in.parent.mkdir()
+    stand_in.write_text(
+        "#!/usr/bin/env bash\n"
+        f'if [[ "$*" == *--paginate* ]]; then cat "{pages}"; exit 0; fi\n'
+        f'body_file="${{@: -1}}"; echo "$3 $4 $(head -n 1 "${{body_file#body=@}}")" >> "{calls}"\n',
+        encoding="utf-8",
+    )
+    stand_in.chmod(0o755)
+    env = github_env(tmp_path, [])
+    env |= {
+        "PATH": f"{stand_in.parent}{os.pathsep}{env['PATH']}",
+        "REPORT": "<!-- bidistream-review:account-diff -->\n### cdk diff against the target account",
+        "PR_NUMBER": "7",
+        "REPOSITORY": "owner/repo",
+    }
+    (step,) = job("comment")["steps"]
+    env["MARKER"] = step["env"]["MARKER"]
+    return tmp_path, env
+
+
+def comment_calls(workspace: Path) -> list[str]:
+    return (workspace / "gh-calls.txt").read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is on GitHub's runners, not here")
+def test_comment_job_updates_its_own_comment(tmp_path: Path) -> None:
+    mine = {
+        "id": 42,
+        "user": {"login": "github-actions[bot]"},
+        "body": "<!-- bidistream-review:account-diff -->\nold",
+    }
+    others = [
+        {"id": 1, "user": {"login": "someone"}, "body": "<!-- bidistream-review:account-diff --> quoted"},
+        {"id": 2, "user": {"login": "github-actions[bot]"}, "body": "<!-- another-tool -->"},
+    ]
+    workspace, env = comment_workspace(tmp_path, [*others, mine])
+    (step,) = job("comment")["steps"]
+    result = run_block(step["run"], workspace, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (call,) = comment_calls(workspace)
+    assert call.startswith(
+        "PATCH repos/owner/repo/issues/comments/42 <!-- bidistream-review:account-diff -->"
+    )
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is on GitHub's runners, not here")
+def test_comment_job_creates_the_comment_the_first_time(tmp_path: Path) -> None:
+    workspace, env = comment_workspace(tmp_path, [{"id": 1, "user": {"login": "someone"}, "body": "LGTM"}])
+    (step,) = job("comment")["steps"]
+    result = run_block(step["run"], workspace, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (call,) = comment_calls(workspace)
+    assert call.startswith("POST repos/owner/repo/issues/7/comments <!-- bidistream-review:account-diff -->")
