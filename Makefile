@@ -27,7 +27,9 @@ help:
 	@echo "make synth | deploy | diff | destroy   the pinned CDK CLI (ARGS=... passes more options)"
 	@echo "make bench    run the benchmarks and print their figures"
 
-setup: $(VENV)/.installed node_modules/.installed
+LAMBDA_WHEELS := .cache/lambda-wheels
+
+setup: $(VENV)/.installed node_modules/.installed $(LAMBDA_WHEELS)/.downloaded
 
 $(VENV)/.installed: requirements.txt requirements-client.txt requirements-dev.txt container/requirements.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), f"Python 3.12 is required, {sys.executable} is {sys.version.split()[0]}"'
@@ -38,6 +40,14 @@ $(VENV)/.installed: requirements.txt requirements-client.txt requirements-dev.tx
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The smoke-test Lambda's wheels (python3.14, manylinux2014_x86_64), fetched while online so that
+# cdk synth bundles the Lambda offline and without Docker.
+$(LAMBDA_WHEELS)/.downloaded: stacks/smoke_test/runtime/requirements.txt $(VENV)/.installed
+	$(PY) -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+		--platform manylinux2014_x86_64 --implementation cp --python-version 3.14 \
+		--dest $(LAMBDA_WHEELS) -r stacks/smoke_test/runtime/requirements.txt
 	@touch $@
 
 local: setup synth
@@ -72,4 +82,4 @@ bench: setup
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules cdk.out .cache .pytest_cache .mypy_cache .ruff_cache
