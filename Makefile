@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3.12
+# Python 3.12: what .python-version selects under pyenv, else pyenv's own 3.12 install.
+PYTHON ?= $(shell for candidate in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
+	"$$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo "$$candidate"; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
@@ -16,7 +18,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := 1
 
-PY_SOURCES := app.py stacks bidistream container/model_server tests bench
+PY_SOURCES := app.py stacks bidistream container/model_server tests bench .github/scripts
 
 .PHONY: help setup local test lint serve synth deploy diff destroy bench clean
 
@@ -32,7 +34,7 @@ LAMBDA_WHEELS := .cache/lambda-wheels
 setup: $(VENV)/.installed node_modules/.installed $(LAMBDA_WHEELS)/.downloaded
 
 $(VENV)/.installed: requirements.txt requirements-client.txt requirements-dev.txt container/requirements.txt constraints.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), f"Python 3.12 is required, {sys.executable} is {sys.version.split()[0]}"'
+	@test -n "$(PYTHON)" || { echo "Python 3.12 is required: install it (pyenv install 3.12) or pass PYTHON=/path/to/python3.12"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
@@ -59,7 +61,7 @@ test: setup lint
 lint: setup
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
-	$(VENV)/bin/mypy app.py stacks bidistream container/model_server
+	$(VENV)/bin/mypy app.py stacks bidistream container/model_server .github/scripts
 	$(VENV)/bin/hadolint container/Dockerfile
 
 serve: setup
