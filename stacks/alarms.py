@@ -1,4 +1,4 @@
-"""CloudWatch alarms for one SageMaker endpoint variant, and the metric definitions they share.
+"""CloudWatch alarms for one SageMaker endpoint variant: thresholds as settings, units made right.
 
 Every alarm has an explicit name derived from the endpoint name (a plain string known at synth), so the
 endpoint's AutoRollbackConfiguration can name the rollback alarms without a token: the alarms reference the
@@ -13,10 +13,7 @@ thresholds are multiplied by the device count of the instance type.
 
 from __future__ import annotations
 
-import re
-import typing
-from dataclasses import dataclass, fields, is_dataclass
-from enum import StrEnum
+from dataclasses import dataclass, fields
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -24,182 +21,17 @@ from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-# Invocation metrics, one data point per request or per minute.
-SAGEMAKER_NAMESPACE = "AWS/SageMaker"
-# Per-instance resource metrics published by the SageMaker host agent.
-ENDPOINT_INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
-# Streaming-only metric (time from stream start to first chunk sent, in µs). It is named in third-party
-# observability guides, not in the SageMaker metric reference; the alarm on it is opt-in for that reason.
-FIRST_CHUNK_LATENCY_METRIC = "FirstChunkLatency"
-MICROSECONDS_PER_MILLISECOND = 1000
+from stacks.endpoint_metrics import (
+    FIRST_CHUNK_LATENCY_METRIC,
+    MICROSECONDS_PER_MILLISECOND,
+    EndpointMetrics,
+    validate_endpoint_name,
+)
+from stacks.instance_types import instance_spec
+from stacks.setting_types import check_setting_types
+
 # A CloudWatch alarm may look back at most one day (evaluation periods x period).
 MAX_ALARM_LOOKBACK_SECONDS = 86_400
-# SageMaker endpoint names (CreateEndpoint API): alphanumerics and hyphens, at most 63 characters.
-ENDPOINT_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-
-
-class AcceleratorKind(StrEnum):
-    """Which device metrics an instance type publishes."""
-
-    NONE = "none"
-    NVIDIA_GPU = "nvidia-gpu"
-    # Inferentia/Trainium devices: SageMaker documents GPUUtilization/GPUMemoryUtilization for GPU
-    # instances only, so no GPU alarm is created for these.
-    NEURON = "neuron"
-
-
-@dataclass(frozen=True)
-class InstanceSpec:
-    """The device counts that scale SageMaker's summed utilization metrics."""
-
-    vcpus: int
-    accelerators: int
-    accelerator_kind: AcceleratorKind
-
-    @property
-    def gpus(self) -> int:
-        """NVIDIA GPUs, the devices GPUUtilization and GPUMemoryUtilization are summed over."""
-        return self.accelerators if self.accelerator_kind is AcceleratorKind.NVIDIA_GPU else 0
-
-
-def _family(family: str, kind: AcceleratorKind, sizes: dict[str, tuple[int, int]]) -> dict[str, InstanceSpec]:
-    return {
-        f"ml.{family}.{size}": InstanceSpec(vcpus=vcpus, accelerators=devices, accelerator_kind=kind)
-        for size, (vcpus, devices) in sizes.items()
-    }
-
-
-# (vCPUs, accelerators) per size, from the public instance specifications on
-# https://aws.amazon.com/ec2/instance-types/{g4,g5,g6,g6e,p4,p5,inf2,c5,c6i,c7i,m5}/ and
-# https://aws.amazon.com/sagemaker/pricing/ (the ml.* type has the same hardware as its EC2 twin).
-_G5_CLASS_SIZES = {
-    "xlarge": (4, 1),
-    "2xlarge": (8, 1),
-    "4xlarge": (16, 1),
-    "8xlarge": (32, 1),
-    "12xlarge": (48, 4),
-    "16xlarge": (64, 1),
-    "24xlarge": (96, 4),
-    "48xlarge": (192, 8),
-}
-INSTANCE_SPECS: dict[str, InstanceSpec] = {
-    **_family(
-        "g4dn",
-        AcceleratorKind.NVIDIA_GPU,
-        {
-            "xlarge": (4, 1),
-            "2xlarge": (8, 1),
-            "4xlarge": (16, 1),
-            "8xlarge": (32, 1),
-            "12xlarge": (48, 4),
-            "16xlarge": (64, 1),
-        },
-    ),
-    **_family("g5", AcceleratorKind.NVIDIA_GPU, _G5_CLASS_SIZES),  # NVIDIA A10G
-    **_family("g6", AcceleratorKind.NVIDIA_GPU, _G5_CLASS_SIZES),  # NVIDIA L4
-    **_family("g6e", AcceleratorKind.NVIDIA_GPU, _G5_CLASS_SIZES),  # NVIDIA L40S
-    **_family("p4d", AcceleratorKind.NVIDIA_GPU, {"24xlarge": (96, 8)}),  # NVIDIA A100 40 GB
-    **_family("p4de", AcceleratorKind.NVIDIA_GPU, {"24xlarge": (96, 8)}),  # NVIDIA A100 80 GB
-    **_family("p5", AcceleratorKind.NVIDIA_GPU, {"48xlarge": (192, 8)}),  # NVIDIA H100
-    **_family("p5e", AcceleratorKind.NVIDIA_GPU, {"48xlarge": (192, 8)}),  # NVIDIA H200
-    **_family("p5en", AcceleratorKind.NVIDIA_GPU, {"48xlarge": (192, 8)}),  # NVIDIA H200
-    **_family(
-        "inf2",
-        AcceleratorKind.NEURON,
-        {"xlarge": (4, 1), "8xlarge": (32, 1), "24xlarge": (96, 6), "48xlarge": (192, 12)},
-    ),
-    **_family(
-        "c5",
-        AcceleratorKind.NONE,
-        {"large": (2, 0), "xlarge": (4, 0), "2xlarge": (8, 0), "4xlarge": (16, 0), "9xlarge": (36, 0)},
-    ),
-    **_family(
-        "c6i",
-        AcceleratorKind.NONE,
-        {"large": (2, 0), "xlarge": (4, 0), "2xlarge": (8, 0), "4xlarge": (16, 0), "8xlarge": (32, 0)},
-    ),
-    **_family(
-        "c7i",
-        AcceleratorKind.NONE,
-        {"large": (2, 0), "xlarge": (4, 0), "2xlarge": (8, 0), "4xlarge": (16, 0), "8xlarge": (32, 0)},
-    ),
-    **_family(
-        "m5",
-        AcceleratorKind.NONE,
-        {"large": (2, 0), "xlarge": (4, 0), "2xlarge": (8, 0), "4xlarge": (16, 0), "12xlarge": (48, 0)},
-    ),
-}
-
-
-def instance_spec(instance_type: str) -> InstanceSpec:
-    """The device counts of `instance_type`, or a ValueError naming the known families."""
-    try:
-        return INSTANCE_SPECS[instance_type]
-    except KeyError:
-        families = sorted({name.split(".")[1] for name in INSTANCE_SPECS})
-        raise ValueError(
-            f"instance_type={instance_type!r}: no device counts known for it, so utilization thresholds "
-            f"cannot be normalised; known families: {', '.join('ml.' + f for f in families)} "
-            "(add the type to INSTANCE_SPECS in stacks/alarms.py from its public spec)"
-        ) from None
-
-
-def validate_endpoint_name(endpoint_name: str) -> None:
-    """Refuse tokens (they would tie alarms to the endpoint resource) and names SageMaker rejects."""
-    if cdk.Token.is_unresolved(endpoint_name):
-        raise ValueError(
-            "endpoint_name is a token: it must be a plain string known at synth, because alarm names and "
-            "the endpoint's rollback configuration are derived from it (a token creates a dependency cycle)"
-        )
-    if not ENDPOINT_NAME_PATTERN.fullmatch(endpoint_name):
-        raise ValueError(
-            f"endpoint_name={endpoint_name!r}: must be 1-63 letters, digits or hyphens, "
-            "starting and ending with a letter or digit"
-        )
-
-
-@dataclass(frozen=True)
-class EndpointMetrics:
-    """The CloudWatch metrics of one endpoint variant, with the right namespace and dimensions."""
-
-    endpoint_name: str
-    variant_name: str
-
-    def invocation(self, metric_name: str, *, statistic: str, period: cdk.Duration) -> cloudwatch.Metric:
-        """A metric in AWS/SageMaker (requests, errors, latencies in µs, concurrency)."""
-        return self._metric(SAGEMAKER_NAMESPACE, metric_name, statistic=statistic, period=period)
-
-    def instance(self, metric_name: str, *, statistic: str, period: cdk.Duration) -> cloudwatch.Metric:
-        """A per-instance resource metric in /aws/sagemaker/Endpoints (utilizations in %)."""
-        return self._metric(ENDPOINT_INSTANCE_NAMESPACE, metric_name, statistic=statistic, period=period)
-
-    def _metric(
-        self, namespace: str, metric_name: str, *, statistic: str, period: cdk.Duration
-    ) -> cloudwatch.Metric:
-        return cloudwatch.Metric(
-            namespace=namespace,
-            metric_name=metric_name,
-            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": self.variant_name},
-            statistic=statistic,
-            period=period,
-        )
-
-
-def check_setting_types(settings: object) -> None:
-    """Refuse values of the wrong type (e.g. the text "0.1" from `-c key=0.1`) with the setting's name.
-
-    The settings dataclasses hold numbers, text and None only; an int is accepted where a float is declared.
-    """
-    if not is_dataclass(settings):
-        raise TypeError(f"{settings!r} is not a settings dataclass")
-    hints = typing.get_type_hints(type(settings))
-    for field in fields(settings):
-        value = getattr(settings, field.name)
-        allowed = typing.get_args(hints[field.name]) or (hints[field.name],)
-        accepted = tuple({float: (int, float)}.get(kind, (kind,)) for kind in allowed)
-        if isinstance(value, bool) or not isinstance(value, tuple(t for group in accepted for t in group)):
-            names = " or ".join("empty" if kind is type(None) else kind.__name__ for kind in allowed)
-            raise ValueError(f"{field.name}={value!r}: must be {names}, not {type(value).__name__}")
 
 
 def _check_fraction(name: str, value: float) -> None:

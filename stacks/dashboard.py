@@ -13,13 +13,13 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from stacks.alarms import (
+from stacks.endpoint_metrics import (
     FIRST_CHUNK_LATENCY_METRIC,
     MICROSECONDS_PER_MILLISECOND,
     EndpointMetrics,
-    instance_spec,
     validate_endpoint_name,
 )
+from stacks.instance_types import instance_spec
 
 GRAPH_PERIOD = cdk.Duration.minutes(1)
 GRID_WIDTH = 24  # CloudWatch dashboards are 24 units wide

@@ -21,7 +21,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from stacks.alarms import check_setting_types
+from stacks.setting_types import check_setting_types
 
 # Limits from the SageMaker API reference (TrafficRoutingConfig, BlueGreenUpdatePolicy, RollingUpdatePolicy,
 # AutoRollbackConfig).
@@ -199,6 +199,35 @@ class DeploymentSettings:
             MAX_EXECUTION_TIMEOUT_SECONDS,
         )
 
+    def check_instance_count(self, instance_count: int) -> None:
+        """Refuse steps impossible for `instance_count` instances (SageMaker only says so mid-update)."""
+        if instance_count < 1:
+            raise ValueError(f"instance_count={instance_count!r}: must be at least 1")
+        mode = self.stepped
+        if mode is None:
+            return
+        if instance_count < 2:
+            raise ValueError(
+                f"{mode} updates with instance_count=1: a step of at most 50% of one instance is impossible; "
+                f"use deployment_traffic_shifting={TrafficShifting.ALL_AT_ONCE.value!r} with "
+                f"deployment_strategy={DeploymentStrategy.BLUE_GREEN.value!r}, or run at least 2 instances"
+            )
+        rollback_size = self.deployment_rollback_batch_size
+        if self.deployment_step_unit == CapacityUnit.INSTANCE_COUNT and (rollback_size or 0) > instance_count:
+            raise ValueError(
+                f"deployment_rollback_batch_size={rollback_size!r} instances: more than "
+                f"instance_count={instance_count}"
+            )
+        size = self.deployment_step_size
+        if self.deployment_step_unit == CapacityUnit.INSTANCE_COUNT and size is not None:
+            low, high = STEP_PERCENT_BOUNDS[mode]
+            percent = 100 * size / instance_count
+            if not low <= percent <= high:
+                raise ValueError(
+                    f"deployment_step_size={size!r} instances is {percent:g}% of "
+                    f"instance_count={instance_count}; {mode} allows {low}-{high}%"
+                )
+
     def steps(self, instance_count: int) -> int:
         """How many baking periods an update of `instance_count` instances goes through."""
         mode, size = self.stepped, self.deployment_step_size
@@ -265,7 +294,7 @@ def build_deployment_guardrails(
                 "rollback_alarm_names: a token was given; pass the plain alarm names "
                 "(EndpointAlarms.rollback_alarm_names) so the endpoint does not depend on the alarm resources"
             )
-    _check_instance_count(settings, instance_count)
+    settings.check_instance_count(instance_count)
     timeout = settings.maximum_execution_timeout_seconds(instance_count)
 
     deployment_config = sagemaker.CfnEndpoint.DeploymentConfigProperty(
@@ -300,35 +329,6 @@ def build_deployment_guardrails(
     return DeploymentGuardrails(
         deployment_config=deployment_config, describe_alarms_statement=statement, rollback_alarm_names=names
     )
-
-
-def _check_instance_count(settings: DeploymentSettings, instance_count: int) -> None:
-    if instance_count < 1:
-        raise ValueError(f"instance_count={instance_count!r}: must be at least 1")
-    mode = settings.stepped
-    if mode is None:
-        return
-    if instance_count < 2:
-        raise ValueError(
-            f"{mode} updates with instance_count=1: a step of at most 50% of one instance is impossible; "
-            f"use deployment_traffic_shifting={TrafficShifting.ALL_AT_ONCE.value!r} with "
-            f"deployment_strategy={DeploymentStrategy.BLUE_GREEN.value!r}, or run at least 2 instances"
-        )
-    rollback_size = settings.deployment_rollback_batch_size
-    if settings.deployment_step_unit == CapacityUnit.INSTANCE_COUNT and (rollback_size or 0) > instance_count:
-        raise ValueError(
-            f"deployment_rollback_batch_size={rollback_size!r} instances: more than "
-            f"instance_count={instance_count}"
-        )
-    size = settings.deployment_step_size
-    if settings.deployment_step_unit == CapacityUnit.INSTANCE_COUNT and size is not None:
-        low, high = STEP_PERCENT_BOUNDS[mode]
-        percent = 100 * size / instance_count
-        if not low <= percent <= high:
-            raise ValueError(
-                f"deployment_step_size={size!r} instances is {percent:g}% of "
-                f"instance_count={instance_count}; {mode} allows {low}-{high}%"
-            )
 
 
 def _capacity(settings: DeploymentSettings, value: int) -> sagemaker.CfnEndpoint.CapacitySizeProperty:

@@ -15,6 +15,8 @@ INVOKE_ACTIONS = ("sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithBidir
 class StreamingEndpoint(Construct):
     """A real-time endpoint with one production variant serving ``model_name``.
 
+    ``deployment_config`` (guardrails: blue/green or rolling, auto-rollback alarms) applies to updates;
+    ``retain_variant_properties`` keeps a scaled instance count across updates.
     Exposes ``endpoint_name`` (a plain string, known at synth), ``endpoint_arn``, ``variant_name``,
     ``endpoint_config`` and ``endpoint``; ``grant_invoke`` lets a principal stream to this endpoint only.
     """
@@ -34,6 +36,8 @@ class StreamingEndpoint(Construct):
         model_data_download_timeout_seconds: int,
         inference_ami_version: str | None,
         kms_key_arn: str | None,
+        deployment_config: sagemaker.CfnEndpoint.DeploymentConfigProperty | None = None,
+        retain_variant_properties: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         # No endpoint_config_name: every change replaces the config, which a fixed name would block.
@@ -63,6 +67,10 @@ class StreamingEndpoint(Construct):
             "Endpoint",
             endpoint_name=endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            deployment_config=deployment_config,
+            # With autoscaling, keep the instance count (and weight) the variant has scaled to, instead
+            # of resetting it to the config's initial count on every update (scaling then corrects it).
+            retain_all_variant_properties=retain_variant_properties or None,
         )
         self.endpoint_name = endpoint_name
         self.endpoint_arn: str = self.endpoint.ref  # Ref of AWS::SageMaker::Endpoint is its ARN

@@ -11,10 +11,12 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from stacks.deployment_guardrails import build_deployment_guardrails
 from stacks.endpoint import StreamingEndpoint
 from stacks.model import StreamingModel
 from stacks.monitoring import Monitoring
-from stacks.settings import Settings, has_gpu
+from stacks.scaling import EndpointScaling
+from stacks.settings import Settings
 from stacks.smoke_test.infrastructure import SmokeTest
 
 CONTAINER_DIR: Final = Path(__file__).resolve().parents[1] / "container"
@@ -24,9 +26,13 @@ VOLUME_KEY_ACTIONS: Final = ("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey"
 
 
 class EndpointStack(cdk.Stack):
-    """Image -> role -> model -> endpoint config -> endpoint -> alarms -> smoke test, and the outputs.
+    """Image -> role -> model -> endpoint config -> endpoint -> alarms, dashboard, scaling -> smoke test.
 
-    Exposes ``model``, ``endpoint``, ``monitoring`` and ``smoke_test`` (``None`` when turned off).
+    Exposes ``model``, ``endpoint``, ``monitoring``, ``scaling`` and ``smoke_test`` (``None`` when off).
+
+    No dependency cycle: the alarms and the scalable target name the endpoint by its plain name, and the
+    endpoint names its rollback alarms by their plain names; explicit dependencies set the order
+    (alarms -> endpoint -> scalable target).
     """
 
     def __init__(
@@ -51,6 +57,21 @@ class EndpointStack(cdk.Stack):
             vpc_subnet_ids=settings.vpc_subnet_ids,
             vpc_security_group_ids=settings.vpc_security_group_ids,
         )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            endpoint_name=endpoint_name,
+            variant_name=settings.variant_name,
+            instance_type=settings.instance_type,
+            settings=settings.alarms,
+            email_addresses=settings.alarm_email_addresses,
+        )
+        guardrails = build_deployment_guardrails(
+            self,
+            settings=settings.deployment,
+            rollback_alarm_names=self.monitoring.rollback_alarm_names,
+            instance_count=settings.instance_count,
+        )
         self.endpoint = StreamingEndpoint(
             self,
             "Endpoint",
@@ -64,7 +85,13 @@ class EndpointStack(cdk.Stack):
             model_data_download_timeout_seconds=settings.model_data_download_timeout_seconds,
             inference_ami_version=settings.inference_ami_version,
             kms_key_arn=settings.kms_key_arn,
+            deployment_config=guardrails.deployment_config,
+            retain_variant_properties=settings.scaling_enabled,
         )
+        # The rollback alarms must exist before the endpoint (and any update of it) names them.
+        self.endpoint.endpoint.node.add_dependency(self.monitoring.alarms)
+        # SageMaker reads the rollback alarms with the execution role during an update: those alarms only.
+        self.model.role.add_to_principal_policy(guardrails.describe_alarms_statement)
         if settings.kms_key_arn is not None:
             self.model.role.add_to_principal_policy(
                 iam.PolicyStatement(
@@ -72,18 +99,17 @@ class EndpointStack(cdk.Stack):
                 )
             )
 
-        self.monitoring = Monitoring(
-            self,
-            "Monitoring",
-            endpoint_name=endpoint_name,
-            variant_name=settings.variant_name,
-            error_rate_5xx=settings.alarm_5xx_error_rate,
-            error_rate_4xx=settings.alarm_4xx_error_rate,
-            model_errors_per_minute=settings.alarm_model_errors,
-            gpu_memory_percent=settings.alarm_gpu_memory_percent if has_gpu(settings.instance_type) else None,
-            evaluation_minutes=settings.alarm_evaluation_minutes,
-            datapoints_to_alarm=settings.alarm_datapoints,
-        )
+        self.scaling: EndpointScaling | None = None
+        if settings.scaling_enabled:
+            self.scaling = EndpointScaling(
+                self,
+                "Scaling",
+                endpoint_name=endpoint_name,
+                variant_name=settings.variant_name,
+                instance_type=settings.instance_type,
+                settings=settings.scaling,
+                endpoint=self.endpoint.endpoint,
+            )
 
         self.smoke_test: SmokeTest | None = None
         if settings.smoke_test:

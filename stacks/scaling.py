@@ -35,7 +35,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from stacks.alarms import EndpointMetrics, check_setting_types, instance_spec, validate_endpoint_name
+from stacks.endpoint_metrics import EndpointMetrics, validate_endpoint_name
+from stacks.instance_types import instance_spec
+from stacks.setting_types import check_setting_types
 
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 SAGEMAKER_SCALING_SERVICE_LINKED_ROLE = (

@@ -11,9 +11,25 @@ from __future__ import annotations
 
 import difflib
 import re
+import types
+import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Final, Literal
+
+from stacks.alarms import AlarmSettings
+from stacks.deployment_guardrails import DeploymentSettings
+from stacks.endpoint_metrics import SAGEMAKER_NAME_PATTERN
+from stacks.instance_types import (
+    INSTANCE_SPECS,
+    INSTANCE_TYPE_PATTERN,
+    has_gpu,
+    has_local_nvme,
+    instance_family,
+    known_instance_types,
+)
+from stacks.notifications import EMAIL_PATTERN
+from stacks.scaling import ScalingMetric, ScalingSettings
 
 SmokeMode = Literal["echo", "transcribe"]
 
@@ -24,12 +40,8 @@ SPEECH_INVOCATION_PATH: Final = "v1/listen"
 MARKETPLACE_QUERY_STRING: Final = "model=nova-3&encoding=linear16&sample_rate=16000"
 
 _SETTINGS_NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_GROUP_ERROR = re.compile(r"^(?P<name>[a-z0-9_]+)=(?P<value>.*?): (?P<rule>.*)$", re.DOTALL)
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
-# SageMaker names (endpoint, variant): alphanumerics and single or repeated hyphens, 1-63 chars.
-_SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-_INSTANCE_TYPE = re.compile(
-    r"^ml\.(?P<family>[a-z]+[0-9]+[a-z0-9]*(-[a-z0-9]+)?)\.(?P<size>[0-9]*x?large|medium)$"
-)
 _MODEL_PACKAGE_ARN = re.compile(
     r"^arn:aws(-[a-z]+)*:sagemaker:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:model-package/"
     r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}(/[0-9]+)?$"
@@ -43,37 +55,9 @@ _INFERENCE_AMI_VERSION = re.compile(r"^al2[0-9]*-ami-sagemaker-inference-[a-z0-9
 _INVOCATION_PATH = re.compile(r"^[A-Za-z0-9._~/-]{1,100}$")
 _QUERY_STRING = re.compile(r"^[A-Za-z0-9._~=&%+-]{1,2048}$")
 
-# Families whose instances carry local NVMe storage: SageMaker encrypts it in hardware and refuses
-# an endpoint-config KmsKeyId or VolumeSizeInGB for them. "d" families (m5d, c6id, g4dn, p4de) plus
-# the accelerated families that come with instance store although their names have no "d".
-_NVME_FAMILIES: Final = frozenset(
-    {"g5", "g6", "g6e", "g7e", "p5", "p5e", "p5en", "p6-b200", "p6e-gb200", "trn1", "trn1n", "trn2", "trn2n"}
-)
-_D_FAMILY = re.compile(r"^[a-z]+[0-9]+[a-z]*d[a-z]*$")
-_GPU_FAMILY = re.compile(r"^[gp][0-9]")
-
 
 class SettingsError(ValueError):
     """A setting has a value the app cannot deploy; the message names the setting and what is allowed."""
-
-
-def instance_family(instance_type: str) -> str:
-    """``ml.g6.2xlarge`` -> ``g6``."""
-    match = _INSTANCE_TYPE.match(instance_type)
-    if match is None:
-        raise SettingsError(f"setting 'instance_type' = {instance_type!r} is not an ML instance type")
-    return match.group("family")
-
-
-def has_local_nvme(instance_type: str) -> bool:
-    """Whether the instance type's family has local NVMe storage (no KmsKeyId, no VolumeSizeInGB)."""
-    family = instance_family(instance_type)
-    return family in _NVME_FAMILIES or _D_FAMILY.match(family) is not None
-
-
-def has_gpu(instance_type: str) -> bool:
-    """Whether the instance type is a GPU (g*, p*) instance, so GPU metrics exist for it."""
-    return _GPU_FAMILY.match(instance_family(instance_type)) is not None
 
 
 @dataclass(frozen=True)
@@ -94,12 +78,13 @@ class Settings:
     vpc_subnet_ids: tuple[str, ...] = ()
     vpc_security_group_ids: tuple[str, ...] = ()
     network_isolation: bool | None = None
-    alarm_5xx_error_rate: float = 0.05
-    alarm_4xx_error_rate: float = 0.25
-    alarm_model_errors: int = 5
-    alarm_gpu_memory_percent: float = 90.0
-    alarm_evaluation_minutes: int = 5
-    alarm_datapoints: int = 3
+    alarm_email_addresses: tuple[str, ...] = ()
+    # Each group below is its own dataclass (defaults and range checks beside the construct that uses
+    # them); its fields are flat context keys like every other setting.
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)
+    scaling_enabled: bool = True
+    scaling: ScalingSettings = field(default_factory=ScalingSettings)
+    deployment: DeploymentSettings = field(default_factory=DeploymentSettings)
     smoke_test: bool = True
     smoke_mode: SmokeMode | None = None
     smoke_invocation_path: str | None = None
@@ -153,7 +138,7 @@ class Settings:
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> Settings:
         """Build settings from CDK context (cdk.json and ``-c``); raise ``SettingsError`` on a bad one."""
-        known = {item.name for item in fields(cls)}
+        known = set(_PARSERS)
         values: dict[str, Any] = {}
         for key, raw in sorted(context.items()):
             if not _SETTINGS_NAMESPACE.match(key) and key.replace("-", "_") not in known:
@@ -161,7 +146,27 @@ class Settings:
             if key not in known:
                 raise SettingsError(_unknown_setting_message(key, raw, known))
             values[key] = _PARSERS[key](key, raw)
+        for group_name, group in SETTING_GROUPS.items():
+            group_keys = {item.name for item in fields(group)}
+            group_values = {key: values.pop(key) for key in sorted(group_keys & set(values))}
+            values[group_name] = _build_group(group, group_values)
         return cls(**values)
+
+
+def _build_group[G](group: Callable[..., G], values: dict[str, Any]) -> G:
+    """One settings group, its own checks turned into a SettingsError naming setting, value and limits."""
+    try:
+        return group(**values)
+    except ValueError as error:
+        raise _as_settings_error(error) from None
+
+
+def _as_settings_error(error: ValueError) -> SettingsError:
+    # The groups say "name=value: must be ..."; say it the way every other setting error does.
+    match = _GROUP_ERROR.match(str(error))
+    if match is None:
+        return SettingsError(f"settings are not allowed together: {error}")
+    return SettingsError(f"setting '{match['name']}' = {match['value']} is not allowed: it {match['rule']}")
 
 
 def _unknown_setting_message(key: str, raw: Any, known: set[str]) -> str:
@@ -190,7 +195,7 @@ def _text(pattern: re.Pattern[str], allowed: str, *, optional: bool) -> Callable
 
 
 def _number[N: (int, float)](
-    kind: type[N], low: N, high: N | None, allowed: str, *, optional: bool = False
+    kind: type[N], low: N | None, high: N | None, allowed: str, *, optional: bool = False
 ) -> Callable[[str, Any], N | None]:
     def parse(key: str, raw: Any) -> N | None:
         if optional and _is_unset(raw):
@@ -203,7 +208,7 @@ def _number[N: (int, float)](
             raise _bad(key, raw, allowed) from None
         if kind is int and isinstance(raw, float) and not raw.is_integer():
             raise _bad(key, raw, allowed)
-        if value < low or (high is not None and value > high):
+        if (low is not None and value < low) or (high is not None and value > high):
             raise _bad(key, raw, allowed)
         return value
 
@@ -254,17 +259,19 @@ _PARSERS: Final[dict[str, Callable[[str, Any], Any]]] = {
         _STACK_NAME, "a CloudFormation stack name (letter, then letters/digits/-)", optional=False
     ),
     "endpoint_name": _text(
-        _SAGEMAKER_NAME, "1-63 letters, digits or hyphens, not starting/ending in -", optional=True
+        SAGEMAKER_NAME_PATTERN, "1-63 letters, digits or hyphens, not starting/ending in -", optional=True
     ),
     "model_package_arn": _text(
         _MODEL_PACKAGE_ARN,
         "a model package ARN arn:aws:sagemaker:<region>:<account>:model-package/<name>",
         optional=True,
     ),
-    "instance_type": _text(_INSTANCE_TYPE, "an ML instance type such as ml.g6.2xlarge", optional=False),
+    "instance_type": _text(
+        INSTANCE_TYPE_PATTERN, "an ML instance type such as ml.g6.2xlarge", optional=False
+    ),
     "instance_count": _number(int, 1, None, "an integer >= 1"),
     "variant_name": _text(
-        _SAGEMAKER_NAME, "1-63 letters, digits or hyphens, not starting/ending in -", optional=False
+        SAGEMAKER_NAME_PATTERN, "1-63 letters, digits or hyphens, not starting/ending in -", optional=False
     ),
     "volume_size_gb": _number(int, 1, 512, "an integer from 1 to 512, or empty", optional=True),
     "container_startup_health_check_timeout_seconds": _number(int, 60, 3600, _TIMEOUT),
@@ -280,12 +287,8 @@ _PARSERS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "vpc_subnet_ids": _ids(_SUBNET_ID, "subnet IDs (subnet-0123abcd...)"),
     "vpc_security_group_ids": _ids(_SECURITY_GROUP_ID, "security group IDs (sg-0123abcd...)"),
     "network_isolation": _flag(optional=True),
-    "alarm_5xx_error_rate": _number(float, 0.0, 1.0, "a fraction of invocations from 0 to 1"),
-    "alarm_4xx_error_rate": _number(float, 0.0, 1.0, "a fraction of invocations from 0 to 1"),
-    "alarm_model_errors": _number(int, 1, None, "an integer number of errors per minute >= 1"),
-    "alarm_gpu_memory_percent": _number(float, 1.0, 100.0, "a percentage from 1 to 100"),
-    "alarm_evaluation_minutes": _number(int, 1, 60, "an integer number of minutes from 1 to 60"),
-    "alarm_datapoints": _number(int, 1, 60, "an integer from 1 to alarm_evaluation_minutes"),
+    "alarm_email_addresses": _ids(EMAIL_PATTERN, "email addresses (name@example.com)"),
+    "scaling_enabled": _flag(optional=False),
     "smoke_test": _flag(optional=False),
     "smoke_mode": _smoke_mode,
     "smoke_invocation_path": _text(
@@ -297,14 +300,45 @@ _PARSERS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "smoke_budget_seconds": _number(int, 5, 600, "an integer number of seconds from 5 to 600"),
 }
 
+# The groups' own fields are context keys too; their values are only converted here (text from `-c` to a
+# number) and each group checks its own ranges, so the limits live beside the construct that needs them.
+SETTING_GROUPS: Final[dict[str, type[AlarmSettings] | type[ScalingSettings] | type[DeploymentSettings]]] = {
+    "alarms": AlarmSettings,
+    "scaling": ScalingSettings,
+    "deployment": DeploymentSettings,
+}
+_GROUP_WORD = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+def _group_field_parser(hint: Any) -> Callable[[str, Any], Any]:
+    members = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    optional = type(None) in members
+    kind = next(member for member in members if member is not type(None))
+    if kind is int:
+        return _number(int, None, None, "an integer" + (", or empty" if optional else ""), optional=optional)
+    if kind is float:
+        return _number(float, None, None, "a number" + (", or empty" if optional else ""), optional=optional)
+    return _text(_GROUP_WORD, "a word such as blue_green (see the settings table)", optional=optional)
+
+
+for _group in SETTING_GROUPS.values():
+    for _name, _hint in typing.get_type_hints(_group).items():
+        _PARSERS[_name] = _group_field_parser(_hint)
+
 
 def _check_cross_setting_rules(settings: Settings) -> None:
     """Rules that involve more than one setting, checked whenever a Settings object is made."""
-    if not _SAGEMAKER_NAME.match(settings.resolved_endpoint_name):
+    if not SAGEMAKER_NAME_PATTERN.match(settings.resolved_endpoint_name):
         raise SettingsError(
             f"setting 'endpoint_name' (unset, derived from stack_name {settings.stack_name!r}) = "
             f"{settings.resolved_endpoint_name!r} is not allowed: expected 1-63 letters, digits or hyphens, "
             "not starting/ending in -; set endpoint_name explicitly"
+        )
+    if settings.instance_type not in INSTANCE_SPECS:
+        raise SettingsError(
+            f"setting 'instance_type' = {settings.instance_type!r} is not allowed: alarm and dashboard "
+            "thresholds are percent of the instance and need its vCPU and GPU counts; expected a size of one "
+            f"of {known_instance_types()} (or add the type to INSTANCE_SPECS in stacks/instance_types.py)"
         )
     nvme = has_local_nvme(settings.instance_type)
     family = instance_family(settings.instance_type)
@@ -333,10 +367,35 @@ def _check_cross_setting_rules(settings: Settings) -> None:
             f"{settings.model_package_arn!r}: Marketplace model packages run with network isolation; "
             "expected true or unset"
         )
-    if settings.alarm_datapoints > settings.alarm_evaluation_minutes:
+    if len(set(settings.alarm_email_addresses)) != len(settings.alarm_email_addresses):
         raise SettingsError(
-            f"setting 'alarm_datapoints' = {settings.alarm_datapoints!r} is not allowed: expected an integer "
-            f"from 1 to alarm_evaluation_minutes ({settings.alarm_evaluation_minutes})"
+            f"setting 'alarm_email_addresses' = {list(settings.alarm_email_addresses)!r} is not allowed: "
+            "expected each address once"
+        )
+    if settings.scaling_enabled:
+        _check_scaling(settings)
+    try:
+        settings.deployment.check_instance_count(settings.instance_count)
+        settings.deployment.maximum_execution_timeout_seconds(settings.instance_count)
+    except ValueError as error:
+        raise _as_settings_error(error) from None
+
+
+def _check_scaling(settings: Settings) -> None:
+    scaling = settings.scaling
+    if not scaling.scaling_min_instances <= settings.instance_count <= scaling.scaling_max_instances:
+        raise SettingsError(
+            f"setting 'instance_count' = {settings.instance_count!r} is not allowed with scaling on: "
+            "expected "
+            f"a count from scaling_min_instances ({scaling.scaling_min_instances}) to scaling_max_instances "
+            f"({scaling.scaling_max_instances}), or scaling_enabled false"
+        )
+    if scaling.metric is ScalingMetric.GPU_UTILIZATION and not has_gpu(settings.instance_type):
+        raise SettingsError(
+            f"setting 'scaling_metric' = {scaling.scaling_metric!r} is not allowed with instance_type "
+            f"{settings.instance_type!r}: it has no NVIDIA GPU to measure; expected "
+            f"{ScalingMetric.CONCURRENT_REQUESTS_PER_MODEL.value} or "
+            f"{ScalingMetric.INVOCATIONS_PER_INSTANCE.value}"
         )
 
 
@@ -360,13 +419,57 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "needs vpc_security_group_ids",
     "vpc_security_group_ids": "Security groups for the model container; needs vpc_subnet_ids",
     "network_isolation": "No network for the container; unset = off for our image, forced on for a package",
-    "alarm_5xx_error_rate": "Alarm when the 5XX error rate (Average of Invocation5XXErrors) exceeds this",
-    "alarm_4xx_error_rate": "Alarm when the 4XX error rate (Average of Invocation4XXErrors) exceeds this",
-    "alarm_model_errors": "Alarm when InvocationModelErrors per minute (Sum) reach this",
-    "alarm_gpu_memory_percent": "Alarm when GPUMemoryUtilization (Maximum, % summed over GPUs) exceeds "
-    "this; GPU instance types only",
-    "alarm_evaluation_minutes": "Alarm evaluation window, in one-minute periods",
-    "alarm_datapoints": "Breaching minutes within the window that raise an alarm",
+    "alarm_email_addresses": "Email addresses subscribed to the (KMS-encrypted) alarm topic, list or "
+    "comma-separated; each confirms by mail. Empty = topic only, subscribe pagers yourself",
+    "alarm_request_period_seconds": "Period of the request alarms (error rates, latencies), s, whole minutes",
+    "alarm_request_evaluation_periods": "Request alarms look back this many periods",
+    "alarm_request_datapoints_to_alarm": "Breaching periods within the look-back that raise a request alarm",
+    "alarm_5xx_rate_threshold": "5XX error rate (fraction of requests, Average of Invocation5XXErrors) that "
+    "alarms; an auto-rollback alarm",
+    "alarm_4xx_rate_threshold": "4XX error rate (fraction of requests) that alarms; mostly client mistakes",
+    "alarm_model_error_rate_threshold": "Model error rate (fraction of requests, InvocationModelErrors) "
+    "that alarms",
+    "alarm_latency_percentile": "Percentile of both latency alarms (90 = p90)",
+    "alarm_model_latency_threshold_ms": "ModelLatency (ms; published in µs) that alarms; an auto-rollback "
+    "alarm; empty = no alarm (if a live endpoint shows it measures whole streams)",
+    "alarm_first_chunk_latency_threshold_ms": "FirstChunkLatency (ms) that alarms; an auto-rollback alarm "
+    "when set; empty = no alarm (metric not in the SageMaker reference yet)",
+    "alarm_resource_period_seconds": "Period of the resource alarms (CPU, memory, GPU, disk), s",
+    "alarm_resource_evaluation_periods": "Resource alarms look back this many periods",
+    "alarm_resource_datapoints_to_alarm": "Breaching periods within the look-back that raise a resource "
+    "alarm",
+    "alarm_cpu_utilization_threshold_percent": "CPU, % of the whole instance (scaled by its vCPU count)",
+    "alarm_memory_utilization_threshold_percent": "Host memory of the fullest instance, %",
+    "alarm_gpu_utilization_threshold_percent": "GPU, % of all the instance's GPUs; GPU instance types only",
+    "alarm_gpu_memory_utilization_threshold_percent": "GPU memory of the fullest instance, % of all its "
+    "GPUs; "
+    "GPU instance types only",
+    "alarm_disk_utilization_threshold_percent": "Storage volume of the fullest instance, %",
+    "alarm_no_traffic_minutes": "Alarm when not one invocation arrives in this many minutes (5-1440); "
+    "empty = no alarm",
+    "scaling_enabled": "Application Auto Scaling of the variant's instance count; on, an update keeps the "
+    "scaled count (RetainAllVariantProperties) and a change of instance_type needs scaling off first",
+    "scaling_min_instances": "Fewest instances (>= 1; instance_count must lie within min..max)",
+    "scaling_max_instances": "Most instances (<= 100)",
+    "scaling_metric": "`concurrent_requests_per_model` (open streams per instance), "
+    "`invocations_per_instance` or `gpu_utilization`",
+    "scaling_target_value": "Target of the metric (streams, invocations a minute, or % of the GPUs); "
+    "empty = 4, 30 or 60 by metric",
+    "scaling_scale_out_cooldown_seconds": "Wait after a scale-out before another, s",
+    "scaling_scale_in_cooldown_seconds": "Wait after a scale-in before another, s (1800 = the longest "
+    "stream)",
+    "deployment_strategy": "Endpoint updates: `blue_green` (new fleet, then shift) or `rolling` (batches)",
+    "deployment_traffic_shifting": "Blue/green: `ALL_AT_ONCE`, `CANARY` or `LINEAR`",
+    "deployment_step_unit": "Unit of the step size: `CAPACITY_PERCENT` or `INSTANCE_COUNT`",
+    "deployment_step_size": "Canary size, linear step or rolling batch; empty for ALL_AT_ONCE, required "
+    "otherwise (needs instance_count >= 2)",
+    "deployment_wait_interval_seconds": "Baking time after each step while the rollback alarms are watched, "
+    "0-3600 s",
+    "deployment_termination_wait_seconds": "Blue/green: how long the old fleet keeps serving its streams, "
+    "0-3600 s; empty = 1800",
+    "deployment_maximum_execution_timeout_seconds": "Roll back an update that takes longer, 600-28800 s; "
+    "empty = the configured waits plus an hour",
+    "deployment_rollback_batch_size": "Rolling: batch size when rolling back; empty = all at once",
     "smoke_test": "Run the post-deploy smoke test (a CDK trigger that fails the deployment)",
     "smoke_mode": "`echo` or `transcribe`; unset = transcribe for a package, echo for our image",
     "smoke_invocation_path": "Invocation path for the smoke stream (unset: `v1/listen` when transcribing)",
@@ -378,17 +481,28 @@ SETTING_DOCS: Final[dict[str, str]] = {
 
 def settings_table() -> str:
     """The README settings table, generated from the code so the two cannot drift."""
-    defaults = Settings()
     lines = ["| Setting | Default | Meaning |", "|---|---|---|"]
-    for item in fields(Settings):
-        value = getattr(defaults, item.name)
+    for name, value in setting_defaults().items():
         shown = (
             "(unset)"
             if value is None or value == ()
             else f"`{str(value).lower() if isinstance(value, bool) else value}`"
         )
-        lines.append(f"| `{item.name}` | {shown} | {SETTING_DOCS[item.name]} |")
+        lines.append(f"| `{name}` | {shown} | {SETTING_DOCS[name]} |")
     return "\n".join(lines)
+
+
+def setting_defaults() -> dict[str, Any]:
+    """Every context key with its default, in table order; the groups are flattened into their keys."""
+    defaults = Settings()
+    flat: dict[str, Any] = {}
+    for item in fields(Settings):
+        value = getattr(defaults, item.name)
+        if item.name in SETTING_GROUPS:
+            flat.update({member.name: getattr(value, member.name) for member in fields(value)})
+        else:
+            flat[item.name] = value
+    return flat
 
 
 if __name__ == "__main__":

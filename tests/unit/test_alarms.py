@@ -11,13 +11,9 @@ import pytest
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 
-from stacks.alarms import (
-    ENDPOINT_INSTANCE_NAMESPACE,
-    SAGEMAKER_NAMESPACE,
-    AlarmSettings,
-    EndpointAlarms,
-    instance_spec,
-)
+from stacks.alarms import AlarmSettings, EndpointAlarms
+from stacks.endpoint_metrics import ENDPOINT_INSTANCE_NAMESPACE, SAGEMAKER_NAMESPACE
+from stacks.instance_types import instance_spec
 from tests.unit.operations_support import (
     ENDPOINT_NAME,
     MULTI_GPU_GPUS,

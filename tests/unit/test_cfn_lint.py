@@ -38,6 +38,25 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "kms_key_arn": KMS_KEY_ARN,
         "volume_size_gb": "50",
     },
+    # Operations variants: scaling off with a rolling update; blue/green canary with GPU-metric scaling,
+    # email subscribers and every opt-in alarm.
+    "rolling-no-scaling": {
+        "scaling_enabled": "false",
+        "instance_count": "4",
+        "deployment_strategy": "rolling",
+        "deployment_step_size": "25",
+        "deployment_rollback_batch_size": "50",
+    },
+    "canary-gpu-scaling-all-alarms": {
+        "instance_count": "2",
+        "deployment_traffic_shifting": "CANARY",
+        "deployment_step_size": "50",
+        "scaling_metric": "gpu_utilization",
+        "alarm_email_addresses": "oncall@example.com",
+        "alarm_first_chunk_latency_threshold_ms": "500",
+        "alarm_no_traffic_minutes": "60",
+        "smoke_test": "false",
+    },
 }
 
 

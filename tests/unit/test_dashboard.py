@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from stacks.alarms import ENDPOINT_INSTANCE_NAMESPACE, SAGEMAKER_NAMESPACE, AlarmSettings, EndpointAlarms
+from stacks.alarms import AlarmSettings, EndpointAlarms
 from stacks.dashboard import EndpointDashboard
+from stacks.endpoint_metrics import ENDPOINT_INSTANCE_NAMESPACE, SAGEMAKER_NAMESPACE
 from tests.unit.operations_support import (
     ENDPOINT_NAME,
     MULTI_GPU_GPUS,

@@ -111,7 +111,16 @@ def test_execution_role_is_assumed_by_sagemaker_and_has_no_managed_policies(byoc
             assert "ManagedPolicyArns" not in role["Properties"]
 
 
-BYOC_ACTIONS = ECR_PULL | LOG_ACTIONS | {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
+# cloudwatch:DescribeAlarms: SageMaker reads the auto-rollback alarms with this role during an update.
+BYOC_ACTIONS = (
+    ECR_PULL
+    | LOG_ACTIONS
+    | {
+        "ecr:GetAuthorizationToken",
+        "cloudwatch:PutMetricData",
+        "cloudwatch:DescribeAlarms",
+    }
+)
 
 
 def test_execution_role_may_do_only_pull_logs_and_metrics(byoc: Template) -> None:
@@ -172,7 +181,7 @@ def test_model_package_mode_builds_no_image_and_grants_no_ecr(package: Template)
     assert build_stack({"model_package_arn": PACKAGE_ARN}).model.image is None
     actions = actions_of(execution_role_statements(package))
     assert not {action for action in actions if action.startswith("ecr:")}
-    assert actions == LOG_ACTIONS | {"cloudwatch:PutMetricData"}
+    assert actions == LOG_ACTIONS | {"cloudwatch:PutMetricData", "cloudwatch:DescribeAlarms"}
 
 
 def test_vpc_config_and_isolation_for_our_container(vpc_with_key: Template) -> None:

@@ -25,6 +25,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "network_isolation": "true",
     },
     "no-smoke-test": {"smoke_test": "false"},
+    "rolling-no-scaling-email": {
+        "scaling_enabled": "false",
+        "instance_count": "2",
+        "deployment_strategy": "rolling",
+        "deployment_step_size": "50",
+        "alarm_email_addresses": "oncall@example.com",
+    },
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk.assertions import Template
 
-from stacks.alarms import ENDPOINT_INSTANCE_NAMESPACE
+from stacks.endpoint_metrics import ENDPOINT_INSTANCE_NAMESPACE
 from stacks.scaling import DEFAULT_TARGETS, EndpointScaling, ScalingMetric, ScalingSettings
 from tests.unit.operations_support import (
     ACCOUNT,

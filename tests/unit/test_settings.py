@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from stacks.instance_types import has_gpu, has_local_nvme
 from stacks.settings import (
     DEFAULT_INSTANCE_TYPE,
     SETTING_DOCS,
+    SETTING_GROUPS,
     Settings,
     SettingsError,
-    has_gpu,
-    has_local_nvme,
+    setting_defaults,
 )
 from tests.unit.conftest import KMS_KEY_ARN, PACKAGE_ARN
 
@@ -47,7 +49,12 @@ def test_command_line_strings_are_parsed_to_typed_values() -> None:
             "volume_size_gb": "40",
             "network_isolation": "true",
             "smoke_test": "false",
-            "alarm_5xx_error_rate": "0.1",
+            "alarm_5xx_rate_threshold": "0.1",
+            "alarm_model_latency_threshold_ms": "",
+            "alarm_email_addresses": "oncall@example.com,team@example.com",
+            "scaling_max_instances": "6",
+            "deployment_strategy": "rolling",
+            "deployment_step_size": "50",
             "vpc_subnet_ids": "subnet-0123abcd, subnet-4567ef01",
             "vpc_security_group_ids": "sg-0123abcd",
             "kms_key_arn": KMS_KEY_ARN,
@@ -57,7 +64,14 @@ def test_command_line_strings_are_parsed_to_typed_values() -> None:
     assert settings.volume_size_gb == 40
     assert settings.network_isolation is True
     assert settings.smoke_test is False
-    assert settings.alarm_5xx_error_rate == 0.1
+    assert settings.alarms.alarm_5xx_rate_threshold == 0.1
+    assert settings.alarms.alarm_model_latency_threshold_ms is None
+    assert settings.alarm_email_addresses == ("oncall@example.com", "team@example.com")
+    assert settings.scaling.scaling_max_instances == 6
+    assert (settings.deployment.deployment_strategy, settings.deployment.deployment_step_size) == (
+        "rolling",
+        50,
+    )
     assert settings.vpc_subnet_ids == ("subnet-0123abcd", "subnet-4567ef01")
 
 
@@ -71,7 +85,10 @@ def test_cdk_context_keys_that_are_not_settings_are_ignored() -> None:
 def test_cdk_json_settings_are_valid_and_every_documented_setting_exists() -> None:
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     Settings.from_context(context)
-    assert set(SETTING_DOCS) == {name for name in Settings.__dataclass_fields__}
+    assert set(SETTING_DOCS) == set(setting_defaults())
+    # Every field of every group is a context key (and none of the group names is).
+    group_fields = {item.name for group in SETTING_GROUPS.values() for item in fields(group)}
+    assert group_fields <= set(setting_defaults()) and not set(SETTING_GROUPS) & set(setting_defaults())
 
 
 def test_model_package_switches_to_isolated_transcription_with_nova_3_query() -> None:
@@ -202,12 +219,62 @@ def test_out_of_range_timeout_is_refused() -> None:
 
 
 def test_error_rate_above_one_is_refused() -> None:
-    assert "setting 'alarm_5xx_error_rate' = 5" in refused({"alarm_5xx_error_rate": 5})
+    message = refused({"alarm_5xx_rate_threshold": 5})
+    assert (
+        "setting 'alarm_5xx_rate_threshold' = 5.0 is not allowed: it must be a fraction between 0 and 1"
+        in (message)
+    )
+
+
+def test_text_for_a_number_in_a_group_is_refused() -> None:
+    message = refused({"scaling_max_instances": "many"})
+    assert "setting 'scaling_max_instances' = 'many' is not allowed: expected an integer" in message
 
 
 def test_more_datapoints_than_the_window_is_refused() -> None:
-    message = refused({"alarm_datapoints": 6, "alarm_evaluation_minutes": 5})
-    assert "setting 'alarm_datapoints' = 6" in message and "alarm_evaluation_minutes (5)" in message
+    message = refused({"alarm_request_datapoints_to_alarm": 6, "alarm_request_evaluation_periods": 5})
+    assert "setting 'alarm_request_datapoints_to_alarm' = 6" in message
+    assert "alarm_request_evaluation_periods (5)" in message
+
+
+def test_old_alarm_setting_names_point_to_the_new_ones() -> None:
+    assert "did you mean 'alarm_5xx_rate_threshold'" in refused({"alarm_5xx_rate": "0.1"})
+
+
+def test_bad_email_address_is_refused() -> None:
+    message = refused({"alarm_email_addresses": "oncall@example.com,not-an-address"})
+    assert "setting 'alarm_email_addresses'" in message and "email addresses" in message
+
+
+def test_repeated_email_address_is_refused() -> None:
+    message = refused({"alarm_email_addresses": "a@example.com,a@example.com"})
+    assert "setting 'alarm_email_addresses'" in message and "each address once" in message
+
+
+def test_instance_count_outside_the_scaling_bounds_is_refused() -> None:
+    message = refused({"instance_count": 5, "scaling_max_instances": 4})
+    assert "setting 'instance_count' = 5 is not allowed with scaling on" in message
+    assert Settings.from_context({"instance_count": 5, "scaling_enabled": "false"}).instance_count == 5
+
+
+def test_gpu_scaling_metric_on_a_cpu_instance_is_refused() -> None:
+    message = refused({"instance_type": "ml.c5.xlarge", "scaling_metric": "gpu_utilization"})
+    assert "setting 'scaling_metric' = 'gpu_utilization'" in message and "no NVIDIA GPU" in message
+
+
+def test_bad_deployment_strategy_is_refused() -> None:
+    message = refused({"deployment_strategy": "big_bang"})
+    assert "setting 'deployment_strategy' = 'big_bang'" in message and "blue_green, rolling" in message
+
+
+def test_stepped_update_of_one_instance_is_refused() -> None:
+    message = refused({"deployment_traffic_shifting": "CANARY", "deployment_step_size": 50})
+    assert "instance_count=1" in message and "ALL_AT_ONCE" in message
+
+
+def test_instance_type_without_known_device_counts_is_refused() -> None:
+    message = refused({"instance_type": "ml.g9.xlarge"})
+    assert "setting 'instance_type' = 'ml.g9.xlarge' is not allowed" in message and "ml.g6" in message
 
 
 def test_bad_inference_ami_version_is_refused() -> None:
