@@ -323,6 +323,34 @@ class EndpointAlarms(Construct):
     def _request_rate_alarm(
         self, construct_id: str, suffix: str, metric_name: str, threshold: float, description: str
     ) -> cloudwatch.Alarm:
+        # The Average of a metric that is 1 per failed request and 0 per good one is the error rate.
+        return self._request_alarm(
+            construct_id, suffix, metric_name, cloudwatch.Stats.AVERAGE, threshold, description
+        )
+
+    def _latency_alarm(
+        self, construct_id: str, suffix: str, metric_name: str, threshold_ms: float, description: str
+    ) -> cloudwatch.Alarm:
+        statistic = self.settings.latency_statistic
+        return self._request_alarm(
+            construct_id,
+            suffix,
+            metric_name,
+            statistic,
+            threshold_ms * MICROSECONDS_PER_MILLISECOND,  # published in µs
+            f"{description} Threshold {threshold_ms:g} ms ({statistic}).",
+        )
+
+    def _request_alarm(
+        self,
+        construct_id: str,
+        suffix: str,
+        metric_name: str,
+        statistic: str,
+        threshold: float,
+        description: str,
+    ) -> cloudwatch.Alarm:
+        """An alarm on a per-request metric, over the request window."""
         settings = self.settings
         return self._alarm(
             _AlarmSpec(
@@ -330,39 +358,16 @@ class EndpointAlarms(Construct):
                 name_suffix=suffix,
                 metric=self.metrics.invocation(
                     metric_name,
-                    statistic=cloudwatch.Stats.AVERAGE,
+                    statistic=statistic,
                     period=cdk.Duration.seconds(settings.alarm_request_period_seconds),
                 ),
                 threshold=threshold,
                 comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 evaluation_periods=settings.alarm_request_evaluation_periods,
                 datapoints_to_alarm=settings.alarm_request_datapoints_to_alarm,
-                # No requests means no failed requests.
+                # No requests means no failed requests and nothing slow.
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 description=description,
-            )
-        )
-
-    def _latency_alarm(
-        self, construct_id: str, suffix: str, metric_name: str, threshold_ms: float, description: str
-    ) -> cloudwatch.Alarm:
-        settings = self.settings
-        return self._alarm(
-            _AlarmSpec(
-                construct_id=construct_id,
-                name_suffix=suffix,
-                metric=self.metrics.invocation(
-                    metric_name,
-                    statistic=settings.latency_statistic,
-                    period=cdk.Duration.seconds(settings.alarm_request_period_seconds),
-                ),
-                threshold=threshold_ms * MICROSECONDS_PER_MILLISECOND,
-                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=settings.alarm_request_evaluation_periods,
-                datapoints_to_alarm=settings.alarm_request_datapoints_to_alarm,
-                # No requests means nothing was slow.
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                description=f"{description} Threshold {threshold_ms:g} ms ({settings.latency_statistic}).",
             )
         )
 

@@ -136,26 +136,10 @@ class EndpointDashboard(Construct):
         )
 
     def _compute(self, vcpus: int, gpus: int) -> cloudwatch.GraphWidget:
-        series = [
-            self._scaled(
-                self._instance("CPUUtilization", cloudwatch.Stats.AVERAGE, "CPU"), f"{{m}} / {vcpus}", "CPU"
-            )
-        ]
+        series = [self._per_device("CPUUtilization", cloudwatch.Stats.AVERAGE, "CPU", vcpus)]
         if gpus:
-            series.append(
-                self._scaled(
-                    self._instance("GPUUtilization", cloudwatch.Stats.AVERAGE, "GPU"),
-                    f"{{m}} / {gpus}",
-                    "GPU",
-                )
-            )
-        return cloudwatch.GraphWidget(
-            title="CPU and GPU utilization (% of instance, average over instances)",
-            left=series,
-            left_y_axis=cloudwatch.YAxisProps(min=0, max=100, label="%", show_units=False),
-            width=GRAPH_WIDTH,
-            height=GRAPH_HEIGHT,
-        )
+            series.append(self._per_device("GPUUtilization", cloudwatch.Stats.AVERAGE, "GPU", gpus))
+        return self._percent_graph("CPU and GPU utilization (% of instance, average over instances)", series)
 
     def _memory_and_disk(self, gpus: int) -> cloudwatch.GraphWidget:
         series: list[cloudwatch.IMetric] = [
@@ -164,15 +148,19 @@ class EndpointDashboard(Construct):
         ]
         if gpus:
             series.append(
-                self._scaled(
-                    self._instance("GPUMemoryUtilization", cloudwatch.Stats.MAXIMUM, "GPU memory"),
-                    f"{{m}} / {gpus}",
-                    "GPU memory",
-                )
+                self._per_device("GPUMemoryUtilization", cloudwatch.Stats.MAXIMUM, "GPU memory", gpus)
             )
+        return self._percent_graph("Memory, GPU memory and disk (% of the fullest instance)", series)
+
+    def _per_device(self, metric_name: str, statistic: str, label: str, devices: int) -> cloudwatch.IMetric:
+        """A utilization summed over `devices` (0-100 x N), shown as percent of the whole instance."""
+        return self._scaled(self._instance(metric_name, statistic, label), f"{{m}} / {devices}", label)
+
+    @staticmethod
+    def _percent_graph(title: str, series: Sequence[cloudwatch.IMetric]) -> cloudwatch.GraphWidget:
         return cloudwatch.GraphWidget(
-            title="Memory, GPU memory and disk (% of the fullest instance)",
-            left=series,
+            title=title,
+            left=list(series),
             left_y_axis=cloudwatch.YAxisProps(min=0, max=100, label="%", show_units=False),
             width=GRAPH_WIDTH,
             height=GRAPH_HEIGHT,
