@@ -18,9 +18,10 @@ Trade-offs (the README's Operations section repeats them):
   refused.
 - **Updates.** With a scalable target registered, SageMaker refuses an endpoint update that changes the
   variant's instance type; such a change needs the scaling removed first (deploy without it, then with it).
-  The stack should retain the variant's current instance count on update (`retain_all_variant_properties`
-  or an `exclude_retained_variant_properties` list on the endpoint) so a deploy does not reset a scaled-out
-  variant to its initial count.
+  With scaling on, the stack sets `RetainAllVariantProperties` on the endpoint, so a deploy keeps the
+  instance count the variant has scaled to instead of resetting it to `instance_count` (with one variant
+  and no data capture, the count is the only variant property that matters); with scaling off the
+  endpoint config's count applies on every update.
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ is a snake_case context key. CDK's own keys contain ``@``, ``:`` or ``-`` (``@aw
 ``aws:cdk:...``, ``cli-telemetry``), so a key of only letters, digits and underscores that is not a
 setting is a typo and is refused, as is a hyphenated spelling of a setting (``instance-type``).
 A bad value fails synth with a message naming the setting, the value and what is allowed.
+
+The operations settings (``alarm_*``, ``scaling_*``, ``deployment_*``) are flat context keys too; they are
+grouped into ``AlarmSettings``, ``ScalingSettings`` and ``DeploymentSettings`` (``settings.alarms``,
+``settings.scaling``, ``settings.deployment``), whose defaults and range checks live beside the construct
+that uses them. This module converts their values and turns the groups' refusals into ``SettingsError``.
 """
 
 from __future__ import annotations
@@ -169,7 +174,20 @@ def _as_settings_error(error: ValueError) -> SettingsError:
     return SettingsError(f"setting '{match['name']}' = {match['value']} is not allowed: it {match['rule']}")
 
 
+# Settings of earlier versions: a cdk.json or `-c` still using one gets told the new key, not a guess.
+RENAMED_SETTINGS: Final[dict[str, str]] = {
+    "alarm_5xx_error_rate": "alarm_5xx_rate_threshold",
+    "alarm_4xx_error_rate": "alarm_4xx_rate_threshold",
+    "alarm_model_errors": "alarm_model_error_rate_threshold (a fraction of requests, not errors a minute)",
+    "alarm_gpu_memory_percent": "alarm_gpu_memory_utilization_threshold_percent",
+    "alarm_evaluation_minutes": "alarm_request_evaluation_periods (of alarm_request_period_seconds)",
+    "alarm_datapoints": "alarm_request_datapoints_to_alarm",
+}
+
+
 def _unknown_setting_message(key: str, raw: Any, known: set[str]) -> str:
+    if key in RENAMED_SETTINGS:
+        return f"setting '{key}' = {raw!r} was renamed: use {RENAMED_SETTINGS[key]}"
     close = difflib.get_close_matches(key.replace("-", "_").lower(), sorted(known), n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown setting '{key}' = {raw!r}{hint}; allowed settings: {', '.join(sorted(known))}"

@@ -13,6 +13,7 @@ import pytest
 from stacks.instance_types import has_gpu, has_local_nvme
 from stacks.settings import (
     DEFAULT_INSTANCE_TYPE,
+    RENAMED_SETTINGS,
     SETTING_DOCS,
     SETTING_GROUPS,
     Settings,
@@ -237,8 +238,12 @@ def test_more_datapoints_than_the_window_is_refused() -> None:
     assert "alarm_request_evaluation_periods (5)" in message
 
 
-def test_old_alarm_setting_names_point_to_the_new_ones() -> None:
-    assert "did you mean 'alarm_5xx_rate_threshold'" in refused({"alarm_5xx_rate": "0.1"})
+def test_renamed_alarm_settings_point_to_the_new_ones() -> None:
+    message = refused({"alarm_5xx_error_rate": "0.1"})
+    assert message == "setting 'alarm_5xx_error_rate' = '0.1' was renamed: use alarm_5xx_rate_threshold"
+    assert "a fraction of requests, not errors" in refused({"alarm_model_errors": 5})
+    # Every rename points at a setting that exists.
+    assert {new.split()[0] for new in RENAMED_SETTINGS.values()} <= set(setting_defaults())
 
 
 def test_bad_email_address_is_refused() -> None:
