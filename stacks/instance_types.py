@@ -76,16 +76,13 @@ _G5_CLASS_SIZES: Final = {
 _COMPUTE_SIZES: Final = {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32}
 _M5_SIZES: Final = {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "12xlarge": 48, "24xlarge": 96}
 INSTANCE_SPECS: Final[dict[str, InstanceSpec]] = {
+    # NVIDIA T4; the same vCPU/GPU counts as g5 for the sizes it comes in.
     **_family(
         "g4dn",
         AcceleratorKind.NVIDIA_GPU,
         {
-            "xlarge": (4, 1),
-            "2xlarge": (8, 1),
-            "4xlarge": (16, 1),
-            "8xlarge": (32, 1),
-            "12xlarge": (48, 4),
-            "16xlarge": (64, 1),
+            size: _G5_CLASS_SIZES[size]
+            for size in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")
         },
     ),
     **_family("g5", AcceleratorKind.NVIDIA_GPU, _G5_CLASS_SIZES),  # NVIDIA A10G
