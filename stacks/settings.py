@@ -390,6 +390,14 @@ def _check_cross_setting_rules(settings: Settings) -> None:
             f"setting 'alarm_email_addresses' = {list(settings.alarm_email_addresses)!r} is not allowed: "
             "expected each address once"
         )
+    if settings.uses_model_package and settings.deployment.stepped is not None:
+        raise SettingsError(
+            f"setting 'deployment_strategy' = {settings.deployment.deployment_strategy!r} with "
+            f"deployment_traffic_shifting {settings.deployment.deployment_traffic_shifting!r} is not allowed "
+            "with model_package_arn: SageMaker does not apply deployment guardrails to Marketplace "
+            "containers (it falls back to blue/green, all at once, no baking); expected blue_green with "
+            "ALL_AT_ONCE"
+        )
     if settings.scaling_enabled:
         _check_scaling(settings)
     try:
@@ -476,7 +484,8 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "scaling_scale_out_cooldown_seconds": "Wait after a scale-out before another, s",
     "scaling_scale_in_cooldown_seconds": "Wait after a scale-in before another, s (1800 = the longest "
     "stream)",
-    "deployment_strategy": "Endpoint updates: `blue_green` (new fleet, then shift) or `rolling` (batches)",
+    "deployment_strategy": "Endpoint updates: `blue_green` (new fleet, then shift) or `rolling` (batches); "
+    "a model package gets blue_green, all at once only (no guardrails for Marketplace containers)",
     "deployment_traffic_shifting": "Blue/green: `ALL_AT_ONCE`, `CANARY` or `LINEAR`",
     "deployment_step_unit": "Unit of the step size: `CAPACITY_PERCENT` or `INSTANCE_COUNT`",
     "deployment_step_size": "Canary size, linear step or rolling batch; empty for ALL_AT_ONCE, required "

@@ -277,6 +277,14 @@ def test_stepped_update_of_one_instance_is_refused() -> None:
     assert "instance_count=1" in message and "ALL_AT_ONCE" in message
 
 
+def test_stepped_updates_of_a_model_package_are_refused() -> None:
+    context = {"model_package_arn": PACKAGE_ARN, "instance_count": 2, "deployment_strategy": "rolling"}
+    message = refused({**context, "deployment_step_size": 50})
+    assert "setting 'deployment_strategy' = 'rolling'" in message and "Marketplace containers" in message
+    # The twin: the same package with the default (blue/green, all at once) is accepted.
+    assert Settings.from_context({"model_package_arn": PACKAGE_ARN, "instance_count": 2}).uses_model_package
+
+
 def test_instance_type_without_known_device_counts_is_refused() -> None:
     message = refused({"instance_type": "ml.g9.xlarge"})
     assert "setting 'instance_type' = 'ml.g9.xlarge' is not allowed" in message and "ml.g6" in message
