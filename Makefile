@@ -55,7 +55,7 @@ $(LAMBDA_WHEELS)/.downloaded: stacks/smoke_test/runtime/requirements.txt $(VENV)
 local: setup synth
 	$(PY) -m bidistream local
 
-test: setup lint
+test: setup lint synth
 	$(PY) -m pytest
 
 lint: setup
@@ -69,7 +69,7 @@ serve: setup
 
 synth: setup
 	$(CDK) synth --quiet $(ARGS)
-	@echo "Templates: $$(ls cdk.out/*.template.json)"
+	@$(PY) -m stacks.summary cdk.out
 
 deploy: setup
 	$(CDK) deploy $(ARGS)
