@@ -9,7 +9,8 @@ shell as ``bidistream smoke``. Modes:
   ``{"type":"CloseStream"}``; at least one ``Results`` message must carry a non-empty transcript.
   Works for Deepgram Nova-3 (Marketplace) and for the container's own ``v1/listen`` model.
 
-Stdlib and SDK only: the Lambda bundle holds the SDK, awscrt and this package, nothing else.
+Stdlib and SDK only: the Lambda bundle holds the SDK, awscrt and this package, nothing else. (The
+Lambda also reads which endpoint config is serving with boto3, which every Lambda Python runtime has.)
 """
 
 from __future__ import annotations
@@ -213,12 +214,42 @@ def _preview(data: bytes, limit: int = 48) -> str:
     return f"{shown!r}{'...' if len(data) > limit else ''} ({len(data)} bytes)"
 
 
+def serving_endpoint_config(endpoint_name: str, region: str) -> str:
+    """The name of the endpoint config the endpoint serves now (SageMaker DescribeEndpoint)."""
+    # Imported here: boto3 is in every Lambda Python runtime but not in the bundle or the CLI's venv.
+    import boto3  # type: ignore[import-not-found]
+
+    response = boto3.client("sagemaker", region_name=region).describe_endpoint(EndpointName=endpoint_name)
+    return str(response["EndpointConfigName"])
+
+
 def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    """The CDK trigger's entry point: one JSON log line; raising fails (and rolls back) the deployment."""
+    """The CDK trigger's entry point: one JSON log line; raising fails (and rolls back) the deployment.
+
+    On a rollback CloudFormation re-runs the *previous* function version while the endpoint still
+    serves the new config; that check was made for another config, so it passes as skipped instead
+    of failing the rollback (which would leave the stack in UPDATE_ROLLBACK_FAILED).
+    """
+    endpoint_name = os.environ["ENDPOINT_NAME"]
+    expected_config = os.environ.get("EXPECTED_ENDPOINT_CONFIG") or None
+    if expected_config is not None:
+        serving = serving_endpoint_config(endpoint_name, os.environ["AWS_REGION"])
+        if serving != expected_config:
+            skipped = {
+                "ok": True,
+                "skipped": True,
+                "endpoint_name": endpoint_name,
+                "summary": (
+                    f"smoke SKIP endpoint={endpoint_name}: it serves endpoint config {serving}, this check "
+                    f"was made for {expected_config} (a rollback in progress)"
+                ),
+            }
+            print(json.dumps(skipped), flush=True)
+            return skipped
     try:
         report = asyncio.run(
             run_smoke(
-                os.environ["ENDPOINT_NAME"],
+                endpoint_name,
                 region=os.environ["AWS_REGION"],
                 mode=os.environ.get("SMOKE_MODE", "echo"),
                 invocation_path=os.environ.get("INVOCATION_PATH") or None,

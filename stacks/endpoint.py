@@ -18,7 +18,8 @@ class StreamingEndpoint(Construct):
     ``deployment_config`` (guardrails: blue/green or rolling, auto-rollback alarms) applies to updates;
     ``retain_variant_properties`` keeps a scaled instance count across updates.
     Exposes ``endpoint_name`` (a plain string, known at synth), ``endpoint_arn``, ``variant_name``,
-    ``endpoint_config`` and ``endpoint``; ``grant_invoke`` lets a principal stream to this endpoint only.
+    ``endpoint_config`` and ``endpoint``; ``grant_invoke`` lets a principal stream to this endpoint only,
+    ``grant_describe`` lets it read which endpoint config the endpoint serves.
     """
 
     def __init__(
@@ -80,4 +81,10 @@ class StreamingEndpoint(Construct):
         """Let ``grantee`` open streams to (and invoke) this endpoint and nothing else."""
         return iam.Grant.add_to_principal(
             grantee=grantee, actions=list(INVOKE_ACTIONS), resource_arns=[self.endpoint_arn]
+        )
+
+    def grant_describe(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` describe this endpoint (and no other)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["sagemaker:DescribeEndpoint"], resource_arns=[self.endpoint_arn]
         )

@@ -122,9 +122,11 @@ class EndpointStack(cdk.Stack):
                 query_string=settings.resolved_smoke_query_string,
                 budget_seconds=settings.smoke_budget_seconds,
                 deployment_fingerprint=self._deployment_fingerprint(settings),
+                endpoint_config_name=self.endpoint.endpoint_config.attr_endpoint_config_name,
                 execute_after=[self.endpoint.endpoint],
             )
             self.endpoint.grant_invoke(self.smoke_test.function)
+            self.endpoint.grant_describe(self.smoke_test.function)
             # cfn-lint 1.58's IAM action list predates InvokeEndpointWithBidirectionalStream (W3037);
             # silence that one rule on this one policy, not for the whole template.
             smoke_policy = self.smoke_test.role.node.find_child("DefaultPolicy").node.default_child

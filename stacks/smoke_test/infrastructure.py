@@ -7,6 +7,12 @@ one-line report and raises on failure, so CloudFormation fails the deployment an
 A trigger re-runs only when its function version changes. The function's environment carries
 ``DEPLOYMENT_FINGERPRINT``, a synth-time hash of the image and the model and endpoint-config
 properties, so a new image or config makes a new version and the check runs again.
+
+When a failed update rolls back, CloudFormation updates the trigger back to the *previous* function
+version before it rolls the endpoint back, so the old check would stream to the endpoint that still
+serves the failing config, fail again and leave the stack in UPDATE_ROLLBACK_FAILED. The function's
+environment therefore names the endpoint config it was made for (``EXPECTED_ENDPOINT_CONFIG``); the
+check describes the endpoint first and skips, successfully, when another config is serving.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ class SmokeTest(Construct):
         query_string: str | None,
         budget_seconds: int,
         deployment_fingerprint: str,
+        endpoint_config_name: str,
         execute_after: Sequence[Construct],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -67,6 +74,7 @@ class SmokeTest(Construct):
             "SMOKE_MODE": mode,
             "SMOKE_BUDGET_SECONDS": str(budget_seconds),
             "DEPLOYMENT_FINGERPRINT": deployment_fingerprint,
+            "EXPECTED_ENDPOINT_CONFIG": endpoint_config_name,
         }
         if invocation_path is not None:
             environment["INVOCATION_PATH"] = invocation_path

@@ -107,6 +107,40 @@ def test_lambda_handler_raises_so_the_deployment_fails(
     assert "got BINARY" in logged["summary"]
 
 
+def test_lambda_handler_skips_when_a_rollback_serves_another_config(
+    peer_endpoint: RunningProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A rollback re-runs the previous check while the endpoint still serves the new (failing) config.
+    # DescribeEndpoint is AWS's; it stands in here, the stream below is real and would fail.
+    monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
+    monkeypatch.setenv("SMOKE_ENDPOINT_URI", str(peer_endpoint.extra["uri"]))
+    monkeypatch.setenv("SMOKE_CA_FILE", str(peer_endpoint.extra["ca_file"]))
+    monkeypatch.setenv("INVOCATION_PATH", "garble")
+    monkeypatch.setenv("EXPECTED_ENDPOINT_CONFIG", "ConfigOld")
+    monkeypatch.setattr("bidistream.smoke.serving_endpoint_config", lambda name, region: "ConfigNew")
+
+    result = lambda_handler({}, None)
+
+    assert (result["ok"], result["skipped"]) == (True, True)
+    logged = json.loads(capsys.readouterr().out.strip())
+    assert "serves endpoint config ConfigNew, this check was made for ConfigOld" in logged["summary"]
+
+
+def test_lambda_handler_checks_when_the_endpoint_serves_its_config(
+    peer_endpoint: RunningProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The twin: the config this check was made for is serving, so the (garbled) stream fails it.
+    monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
+    monkeypatch.setenv("SMOKE_ENDPOINT_URI", str(peer_endpoint.extra["uri"]))
+    monkeypatch.setenv("SMOKE_CA_FILE", str(peer_endpoint.extra["ca_file"]))
+    monkeypatch.setenv("INVOCATION_PATH", "garble")
+    monkeypatch.setenv("EXPECTED_ENDPOINT_CONFIG", "ConfigNew")
+    monkeypatch.setattr("bidistream.smoke.serving_endpoint_config", lambda name, region: "ConfigNew")
+
+    with pytest.raises(SmokeTestFailed):
+        lambda_handler({}, None)
+
+
 def test_smoke_command_passes_and_fails_from_a_shell(
     container_endpoint: RunningProcess, peer_endpoint: RunningProcess, credentials: dict[str, str]
 ) -> None:

@@ -71,6 +71,13 @@ def test_function_environment_selects_endpoint_mode_and_budget(default: Template
     assert "AWS_REGION" not in variables  # reserved: Lambda sets it
 
 
+def test_function_names_the_endpoint_config_it_checks_so_a_rollback_skips(default: Template) -> None:
+    # A rollback re-runs the previous version; it compares this with the config the endpoint serves.
+    config_id, _ = only_resource(default, "AWS::SageMaker::EndpointConfig")
+    variables = smoke_function(default)["Environment"]["Variables"]
+    assert variables["EXPECTED_ENDPOINT_CONFIG"] == {"Fn::GetAtt": [config_id, "EndpointConfigName"]}
+
+
 def test_model_package_smoke_test_transcribes_on_v1_listen_with_nova_3() -> None:
     variables = smoke_function(template_of({"model_package_arn": PACKAGE_ARN}))["Environment"]["Variables"]
     assert variables["SMOKE_MODE"] == "transcribe"
@@ -97,6 +104,7 @@ def smoke_role_excess(template: Template) -> list[str]:
     allowed = {
         "sagemaker:InvokeEndpoint": {"Ref": endpoint_id},  # Ref of an endpoint is its ARN
         "sagemaker:InvokeEndpointWithBidirectionalStream": {"Ref": endpoint_id},
+        "sagemaker:DescribeEndpoint": {"Ref": endpoint_id},
         "logs:CreateLogStream": {"Fn::GetAtt": [log_group_id, "Arn"]},
         "logs:PutLogEvents": {"Fn::GetAtt": [log_group_id, "Arn"]},
     }
@@ -118,6 +126,7 @@ def test_role_may_invoke_only_this_endpoint_and_write_only_its_own_logs(default:
     assert actions_of(role_statements(default, role_id)) == {
         "sagemaker:InvokeEndpoint",
         "sagemaker:InvokeEndpointWithBidirectionalStream",
+        "sagemaker:DescribeEndpoint",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
     }
