@@ -228,6 +228,28 @@ class DeploymentSettings:
                     f"instance_count={instance_count}; {mode} allows {low}-{high}%"
                 )
 
+    def check_scaled_instance_counts(self, lowest: int, highest: int) -> None:
+        """Refuse steps impossible for any fleet size from `lowest` to `highest` instances.
+
+        With scaling on, an update keeps the scaled instance count (RetainAllVariantProperties), so the
+        fleet an update starts from can be any count the scaling policy allows, not only the initial one.
+        """
+        if self.stepped is None:
+            return
+        for count in range(lowest, highest + 1):
+            try:
+                self.check_instance_count(count)
+                self.maximum_execution_timeout_seconds(count)
+            except ValueError as error:
+                raise ValueError(
+                    f"with scaling on, an update starts from the scaled fleet of any size from "
+                    f"scaling_min_instances={lowest} to scaling_max_instances={highest} instances, and at "
+                    f"{count} instance(s): {error}; expected deployment_traffic_shifting, "
+                    "deployment_step_unit and deployment_step_size valid for every size in that range "
+                    "(raise scaling_min_instances, lower scaling_max_instances, change the step, or use "
+                    f"{TrafficShifting.ALL_AT_ONCE.value})"
+                ) from None
+
     def steps(self, instance_count: int) -> int:
         """How many baking periods an update of `instance_count` instances goes through."""
         mode, size = self.stepped, self.deployment_step_size

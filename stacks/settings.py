@@ -403,6 +403,10 @@ def _check_cross_setting_rules(settings: Settings) -> None:
     try:
         settings.deployment.check_instance_count(settings.instance_count)
         settings.deployment.maximum_execution_timeout_seconds(settings.instance_count)
+        if settings.scaling_enabled:
+            settings.deployment.check_scaled_instance_counts(
+                settings.scaling.scaling_min_instances, settings.scaling.scaling_max_instances
+            )
     except ValueError as error:
         raise _as_settings_error(error) from None
 

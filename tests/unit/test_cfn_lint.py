@@ -49,6 +49,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "canary-gpu-scaling-all-alarms": {
         "instance_count": "2",
+        # Scaling keeps the scaled count through updates: a canary needs at least 2 at every size.
+        "scaling_min_instances": "2",
         "deployment_traffic_shifting": "CANARY",
         "deployment_step_size": "50",
         "scaling_metric": "gpu_utilization",

@@ -53,6 +53,7 @@ def test_command_line_strings_are_parsed_to_typed_values() -> None:
             "alarm_5xx_rate_threshold": "0.1",
             "alarm_model_latency_threshold_ms": "",
             "alarm_email_addresses": "oncall@example.com,team@example.com",
+            "scaling_min_instances": "2",
             "scaling_max_instances": "6",
             "deployment_strategy": "rolling",
             "deployment_step_size": "50",
@@ -275,6 +276,32 @@ def test_bad_deployment_strategy_is_refused() -> None:
 def test_stepped_update_of_one_instance_is_refused() -> None:
     message = refused({"deployment_traffic_shifting": "CANARY", "deployment_step_size": 50})
     assert "instance_count=1" in message and "ALL_AT_ONCE" in message
+
+
+def test_stepped_update_of_a_fleet_scaled_in_to_one_instance_is_refused() -> None:
+    # Scaling keeps the scaled count through updates, so the next canary may start from 1 instance.
+    canary = {"instance_count": 2, "deployment_traffic_shifting": "CANARY", "deployment_step_size": 50}
+    message = refused(canary)
+    assert "scaling_min_instances=1" in message and "at 1 instance(s)" in message and "CANARY" in message
+    # The twins: the same canary with at least 2 instances at every size, or with scaling off, is accepted.
+    assert Settings.from_context({**canary, "scaling_min_instances": 2}).deployment.stepped == "CANARY"
+    assert Settings.from_context({**canary, "scaling_enabled": "false"}).instance_count == 2
+
+
+def test_linear_steps_too_small_for_the_largest_scaled_fleet_are_refused() -> None:
+    linear = {
+        "instance_count": 2,
+        "scaling_min_instances": 2,
+        "deployment_traffic_shifting": "LINEAR",
+        "deployment_step_unit": "INSTANCE_COUNT",
+        "deployment_step_size": 1,
+    }
+    # One instance of 20 is 5%, under LINEAR's 10% minimum; 11 is the first size where it falls short.
+    message = refused({**linear, "scaling_max_instances": 20})
+    assert "scaling_max_instances=20" in message and "at 11 instance(s)" in message
+    assert "LINEAR allows 10-50%" in message
+    # The twin: with at most 10 instances one instance is always at least 10%.
+    assert Settings.from_context({**linear, "scaling_max_instances": 10}).scaling.scaling_max_instances == 10
 
 
 def test_stepped_updates_of_a_model_package_are_refused() -> None:
