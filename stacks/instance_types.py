@@ -141,6 +141,24 @@ def instance_spec(instance_type: str) -> InstanceSpec:
         ) from None
 
 
+# Every InferenceAmiVersion CloudFormation accepts (the AWS::SageMaker::EndpointConfig schema's enum, as
+# shipped in cfn-lint's schemas) and the accelerator its drivers are for: GPU AMIs carry the NVIDIA driver
+# and CUDA, the neuron AMI the AWS Neuron driver; none is for CPU instances.
+INFERENCE_AMI_ACCELERATORS: Final[dict[str, AcceleratorKind]] = {
+    "al2-ami-sagemaker-inference-gpu-2": AcceleratorKind.NVIDIA_GPU,
+    "al2-ami-sagemaker-inference-gpu-2-1": AcceleratorKind.NVIDIA_GPU,
+    "al2-ami-sagemaker-inference-gpu-3-1": AcceleratorKind.NVIDIA_GPU,
+    "al2-ami-sagemaker-inference-neuron-2": AcceleratorKind.NEURON,
+    "al2023-ami-sagemaker-inference-gpu-4-1": AcceleratorKind.NVIDIA_GPU,
+}
+
+
+def inference_amis_for(instance_type: str) -> tuple[str, ...]:
+    """The inference AMI versions whose drivers fit the instance type's accelerator (none for CPU types)."""
+    kind = instance_spec(instance_type).accelerator_kind
+    return tuple(ami for ami, ami_kind in INFERENCE_AMI_ACCELERATORS.items() if ami_kind is kind)
+
+
 def has_gpu(instance_type: str) -> bool:
     """Whether the instance type has NVIDIA GPUs, so GPU metrics (and GPU alarms) exist for it."""
     return instance_spec(instance_type).gpus > 0

@@ -26,11 +26,15 @@ from stacks.alarms import AlarmSettings
 from stacks.deployment_guardrails import DeploymentSettings
 from stacks.endpoint_metrics import SAGEMAKER_NAME_PATTERN
 from stacks.instance_types import (
+    INFERENCE_AMI_ACCELERATORS,
     INSTANCE_SPECS,
     INSTANCE_TYPE_PATTERN,
+    AcceleratorKind,
     has_gpu,
     has_local_nvme,
+    inference_amis_for,
     instance_family,
+    instance_spec,
     known_instance_types,
 )
 from stacks.notifications import EMAIL_PATTERN
@@ -56,7 +60,6 @@ _KMS_KEY_ARN = re.compile(
 )
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8}([0-9a-f]{9})?$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}([0-9a-f]{9})?$")
-_INFERENCE_AMI_VERSION = re.compile(r"^al2[0-9]*-ami-sagemaker-inference-[a-z0-9]+(-[0-9]+)*$")
 _INVOCATION_PATH = re.compile(r"^[A-Za-z0-9._~/-]{1,100}$")
 _QUERY_STRING = re.compile(r"^[A-Za-z0-9._~=&%+-]{1,2048}$")
 
@@ -261,6 +264,19 @@ def _ids(pattern: re.Pattern[str], allowed: str) -> Callable[[str, Any], tuple[s
     return parse
 
 
+def _choice(choices: Mapping[str, Any], what: str, *, optional: bool) -> Callable[[str, Any], str | None]:
+    allowed = f"{what}, one of {', '.join(choices)}" + (", or empty" if optional else "")
+
+    def parse(key: str, raw: Any) -> str | None:
+        if optional and _is_unset(raw):
+            return None
+        if not isinstance(raw, str) or raw.strip() not in choices:
+            raise _bad(key, raw, allowed)
+        return raw.strip()
+
+    return parse
+
+
 def _smoke_mode(key: str, raw: Any) -> SmokeMode | None:
     if _is_unset(raw):
         return None
@@ -294,11 +310,7 @@ _PARSERS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "volume_size_gb": _number(int, 1, 512, "an integer from 1 to 512, or empty", optional=True),
     "container_startup_health_check_timeout_seconds": _number(int, 60, 3600, _TIMEOUT),
     "model_data_download_timeout_seconds": _number(int, 60, 3600, _TIMEOUT),
-    "inference_ami_version": _text(
-        _INFERENCE_AMI_VERSION,
-        "an inference AMI version such as al2023-ami-sagemaker-inference-gpu-4-1",
-        optional=True,
-    ),
+    "inference_ami_version": _choice(INFERENCE_AMI_ACCELERATORS, "an inference AMI version", optional=True),
     "kms_key_arn": _text(
         _KMS_KEY_ARN, "a KMS key ARN arn:aws:kms:<region>:<account>:key/<id>", optional=True
     ),
@@ -373,6 +385,8 @@ def _check_cross_setting_rules(settings: Settings) -> None:
             f"{settings.instance_type!r}: the {family} family has local NVMe storage and no EBS volume to "
             "size; expected no volume_size_gb, or an EBS-only instance type"
         )
+    if settings.inference_ami_version is not None:
+        _check_inference_ami(settings.inference_ami_version, settings.instance_type)
     if bool(settings.vpc_subnet_ids) != bool(settings.vpc_security_group_ids):
         raise SettingsError(
             f"settings 'vpc_subnet_ids' = {list(settings.vpc_subnet_ids)!r} and 'vpc_security_group_ids' = "
@@ -409,6 +423,22 @@ def _check_cross_setting_rules(settings: Settings) -> None:
             )
     except ValueError as error:
         raise _as_settings_error(error) from None
+
+
+def _check_inference_ami(ami: str, instance_type: str) -> None:
+    # SageMaker refuses an AMI whose drivers do not match the instance's accelerator, but only when the
+    # endpoint is created or updated; say so at synth instead.
+    fitting = inference_amis_for(instance_type)
+    if ami in fitting:
+        return
+    kind = instance_spec(instance_type).accelerator_kind
+    devices = "no accelerator" if kind is AcceleratorKind.NONE else f"{kind.value} devices"
+    expected = f"one of {', '.join(fitting)}, or unset" if fitting else "unset (SageMaker's default AMI)"
+    raise SettingsError(
+        f"setting 'inference_ami_version' = {ami!r} is not allowed with instance_type {instance_type!r}: "
+        f"the AMI is for {INFERENCE_AMI_ACCELERATORS[ami].value} instances and {instance_type} has "
+        f"{devices}; expected {expected}"
+    )
 
 
 def _check_scaling(settings: Settings) -> None:

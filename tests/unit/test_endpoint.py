@@ -17,7 +17,8 @@ def default() -> Template:
 def custom() -> Template:
     return template_of(
         {
-            "instance_type": "ml.c5.2xlarge",
+            # Inferentia: EBS-only (so a KMS key and volume size are allowed) with its own Neuron AMI.
+            "instance_type": "ml.inf2.xlarge",
             "instance_count": "2",
             "variant_name": "Blue",
             "volume_size_gb": "64",
@@ -25,7 +26,7 @@ def custom() -> Template:
             "model_data_download_timeout_seconds": "1200",
             "kms_key_arn": KMS_KEY_ARN,
             "endpoint_name": "speech-live",
-            "inference_ami_version": "al2023-ami-sagemaker-inference-gpu-4-1",
+            "inference_ami_version": "al2-ami-sagemaker-inference-neuron-2",
         }
     )
 
@@ -76,12 +77,12 @@ def test_endpoint_config_uses_configured_instance_type_count_variant_volume_time
                 Match.object_like(
                     {
                         "VariantName": "Blue",
-                        "InstanceType": "ml.c5.2xlarge",
+                        "InstanceType": "ml.inf2.xlarge",
                         "InitialInstanceCount": 2,
                         "VolumeSizeInGB": 64,
                         "ContainerStartupHealthCheckTimeoutInSeconds": 900,
                         "ModelDataDownloadTimeoutInSeconds": 1200,
-                        "InferenceAmiVersion": "al2023-ami-sagemaker-inference-gpu-4-1",
+                        "InferenceAmiVersion": "al2-ami-sagemaker-inference-neuron-2",
                     }
                 )
             ],

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stacks.instance_types import has_gpu, has_local_nvme
+from stacks.instance_types import INFERENCE_AMI_ACCELERATORS, has_gpu, has_local_nvme
 from stacks.settings import (
     DEFAULT_INSTANCE_TYPE,
     RENAMED_SETTINGS,
@@ -321,6 +322,48 @@ def test_bad_inference_ami_version_is_refused() -> None:
     message = refused({"inference_ami_version": "ubuntu-22.04"})
     assert "setting 'inference_ami_version' = 'ubuntu-22.04'" in message
     assert "al2023-ami-sagemaker-inference-gpu-4-1" in message
+    # A name of the right shape that CloudFormation does not know is refused too (the old regex took it).
+    message = refused({"inference_ami_version": "al2023-ami-sagemaker-inference-gpu-9"})
+    assert "setting 'inference_ami_version' = 'al2023-ami-sagemaker-inference-gpu-9'" in message
+
+
+def test_inference_ami_versions_are_the_ones_cloudformation_accepts() -> None:
+    schemas = Path(sys.executable).parent.parent / "lib/python3.12/site-packages/cfnlint/data/schemas"
+    schema_id = json.loads((schemas / "providers/us-east-1.json").read_text())[
+        "AWS::SageMaker::EndpointConfig"
+    ]
+    schema = json.loads((schemas / f"resources/{schema_id}.json").read_text())
+    allowed = schema["definitions"]["ProductionVariant"]["properties"]["InferenceAmiVersion"]["enum"]
+    assert sorted(INFERENCE_AMI_ACCELERATORS) == sorted(allowed)
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "ami", "expected"),
+    [
+        ("ml.c5.2xlarge", "al2023-ami-sagemaker-inference-gpu-4-1", "expected unset"),
+        ("ml.g6.2xlarge", "al2-ami-sagemaker-inference-neuron-2", "al2023-ami-sagemaker-inference-gpu-4-1"),
+        ("ml.inf2.xlarge", "al2-ami-sagemaker-inference-gpu-3-1", "al2-ami-sagemaker-inference-neuron-2"),
+    ],
+)
+def test_inference_ami_for_another_accelerator_is_refused(
+    instance_type: str, ami: str, expected: str
+) -> None:
+    message = refused({"instance_type": instance_type, "inference_ami_version": ami})
+    assert f"setting 'inference_ami_version' = '{ami}' is not allowed with instance_type" in message
+    assert expected in message
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "ami"),
+    [
+        ("ml.g6.2xlarge", "al2023-ami-sagemaker-inference-gpu-4-1"),
+        ("ml.g4dn.xlarge", "al2-ami-sagemaker-inference-gpu-2"),
+        ("ml.inf2.xlarge", "al2-ami-sagemaker-inference-neuron-2"),
+    ],
+)
+def test_inference_ami_for_the_instance_accelerator_is_accepted(instance_type: str, ami: str) -> None:
+    settings = Settings.from_context({"instance_type": instance_type, "inference_ami_version": ami})
+    assert settings.inference_ami_version == ami
 
 
 def test_bad_endpoint_name_is_refused() -> None:
