@@ -29,7 +29,7 @@ LATENCY_PERCENTILES = ("p50", "p90", "p99")
 
 
 class EndpointDashboard(Construct):
-    """The operations dashboard (`self.dashboard`) of one endpoint variant, named `<endpoint>-operations`."""
+    """The operations dashboard (`self.dashboard`) of one variant, named `<endpoint>-operations-<region>`."""
 
     def __init__(
         self,
@@ -45,7 +45,10 @@ class EndpointDashboard(Construct):
         validate_endpoint_name(endpoint_name)
         spec = instance_spec(instance_type)
         self._metrics = EndpointMetrics(endpoint_name=endpoint_name, variant_name=variant_name)
-        self.dashboard_name = f"{endpoint_name}-operations"
+        # Dashboard names are global to the account while endpoint names are per region: the region keeps
+        # the same endpoint name deployed in two regions from fighting over one dashboard. It is the
+        # stack's region, a literal for an environment-specific stack and ${AWS::Region} otherwise.
+        self.dashboard_name = f"{endpoint_name}-operations-{cdk.Stack.of(self).region}"
 
         header = cloudwatch.TextWidget(
             markdown=(

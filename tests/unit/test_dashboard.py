@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
@@ -11,13 +12,16 @@ from stacks.alarms import AlarmSettings, EndpointAlarms
 from stacks.dashboard import EndpointDashboard
 from stacks.endpoint_metrics import ENDPOINT_INSTANCE_NAMESPACE, SAGEMAKER_NAMESPACE
 from tests.unit.operations_support import (
+    ACCOUNT,
     ENDPOINT_NAME,
     MULTI_GPU_GPUS,
     MULTI_GPU_INSTANCE,
     MULTI_GPU_VCPUS,
+    REGION,
     VARIANT_NAME,
     bare_stack,
     dashboard_body,
+    flatten_join,
     resources_of,
 )
 
@@ -85,10 +89,40 @@ def _assert_on_this_variant(metrics: dict[str, dict[str, Any]], namespace: str) 
         assert metric["dimensions"] == {"EndpointName": ENDPOINT_NAME, "VariantName": VARIANT_NAME}
 
 
-def test_one_dashboard_named_after_the_endpoint(gpu_dashboard: tuple[Template, dict[str, Any]]) -> None:
+def _dashboard_names(stack: cdk.Stack) -> list[Any]:
+    EndpointDashboard(
+        stack,
+        "Dashboard",
+        endpoint_name=ENDPOINT_NAME,
+        variant_name=VARIANT_NAME,
+        instance_type=MULTI_GPU_INSTANCE,
+        alarms=[],
+    )
+    dashboards = resources_of(Template.from_stack(stack), "AWS::CloudWatch::Dashboard")
+    return [dashboard["Properties"]["DashboardName"] for dashboard in dashboards.values()]
+
+
+def test_one_dashboard_named_after_the_endpoint_and_region(
+    gpu_dashboard: tuple[Template, dict[str, Any]],
+) -> None:
     template, _ = gpu_dashboard
     dashboards = resources_of(template, "AWS::CloudWatch::Dashboard")
-    assert [d["Properties"]["DashboardName"] for d in dashboards.values()] == [f"{ENDPOINT_NAME}-operations"]
+    names = [d["Properties"]["DashboardName"] for d in dashboards.values()]
+    assert names == [f"{ENDPOINT_NAME}-operations-{REGION}"]
+
+
+def test_the_same_endpoint_in_two_regions_gets_two_dashboards() -> None:
+    # Dashboard names are global to the account; endpoint names are only unique within a region.
+    names = {
+        region: _dashboard_names(
+            cdk.Stack(cdk.App(), "Operations", env=cdk.Environment(account=ACCOUNT, region=region))
+        )
+        for region in ("eu-west-1", "us-east-1")
+    }
+    assert names["eu-west-1"] != names["us-east-1"]
+    # An environment-agnostic stack names it after the region it is deployed to, at deploy time.
+    (agnostic,) = _dashboard_names(cdk.Stack(cdk.App(), "Agnostic"))
+    assert flatten_join(agnostic) == f"{ENDPOINT_NAME}-operations-<Ref:AWS::Region>"
 
 
 def test_layout_is_header_alarms_then_six_graphs(gpu_dashboard: tuple[Template, dict[str, Any]]) -> None:

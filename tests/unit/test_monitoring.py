@@ -10,7 +10,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from stacks.alarms import AlarmSettings
-from tests.unit.conftest import build_stack, only_resource, role_statements, template_of
+from tests.unit.conftest import REGION, build_stack, only_resource, role_statements, template_of
 from tests.unit.operations_support import alarm_by_name, alarm_names, flatten_join
 
 ENDPOINT = "bidistream"
@@ -113,7 +113,7 @@ def test_email_addresses_subscribe_to_the_topic() -> None:
 
 def test_one_dashboard_showing_the_alarms(default: Template) -> None:
     _, dashboard = only_resource(default, "AWS::CloudWatch::Dashboard")
-    assert dashboard["Properties"]["DashboardName"] == f"{ENDPOINT}-operations"
+    assert dashboard["Properties"]["DashboardName"] == f"{ENDPOINT}-operations-{REGION}"
     body = flatten_join(dashboard["Properties"]["DashboardBody"])
     for logical_id in default.find_resources("AWS::CloudWatch::CompositeAlarm"):
         assert f"<GetAtt:{logical_id}.Arn>" in body
