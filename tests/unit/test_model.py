@@ -135,15 +135,35 @@ def test_action_check_catches_an_extra_permission() -> None:
     }
 
 
+ASSET_REPOSITORY = "cdk-hnb659fds-container-assets-123456789012-eu-west-1"
+
+
+def assert_image_pull_limited_to_the_asset_repository(statements: list[dict[str, Any]]) -> None:
+    """One pull statement, on the CDK asset repository only, plus the resource-less token statement."""
+    pulls = [s for s in statements if set(as_list(s["Action"])) & ECR_PULL]
+    assert len(pulls) == 1, f"expected one ECR pull statement, found {pulls}"
+    (pull,) = pulls
+    assert set(as_list(pull["Action"])) == ECR_PULL
+    assert ASSET_REPOSITORY in rendered(pull["Resource"])
+    assert "*" not in rendered(pull["Resource"])
+    tokens = [s for s in statements if "ecr:GetAuthorizationToken" in as_list(s["Action"])]
+    assert len(tokens) == 1, f"expected one GetAuthorizationToken statement, found {tokens}"
+    assert as_list(tokens[0]["Action"]) == ["ecr:GetAuthorizationToken"]
+    assert tokens[0]["Resource"] == "*"  # the action has no resource-level permissions
+
+
 def test_image_pull_is_limited_to_the_asset_repository(byoc: Template) -> None:
-    for statement in execution_role_statements(byoc):
-        actions = set(as_list(statement["Action"]))
-        if actions & ECR_PULL:
-            assert actions == ECR_PULL
-            assert "cdk-hnb659fds-container-assets-123456789012-eu-west-1" in rendered(statement["Resource"])
-            assert "*" not in rendered(statement["Resource"])
-        if actions == {"ecr:GetAuthorizationToken"}:
-            assert statement["Resource"] == "*"  # the action has no resource-level permissions
+    assert_image_pull_limited_to_the_asset_repository(execution_role_statements(byoc))
+
+
+def test_image_pull_check_catches_a_missing_or_wildcard_pull_statement(byoc: Template) -> None:
+    statements = execution_role_statements(byoc)
+    without_pull = [s for s in statements if not set(as_list(s["Action"])) & ECR_PULL]
+    with pytest.raises(AssertionError, match="expected one ECR pull statement"):
+        assert_image_pull_limited_to_the_asset_repository(without_pull)
+    wildcard = {"Effect": "Allow", "Action": sorted(ECR_PULL), "Resource": "*"}
+    with pytest.raises(AssertionError):
+        assert_image_pull_limited_to_the_asset_repository([*without_pull, wildcard])
 
 
 def test_logs_go_only_to_this_endpoints_log_group(byoc: Template) -> None:

@@ -7,11 +7,12 @@ from dataclasses import fields
 from typing import Any
 
 import pytest
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk.assertions import Template
 
 from stacks.alarms import AlarmSettings
 from tests.unit.conftest import REGION, build_stack, only_resource, role_statements, template_of
-from tests.unit.operations_support import alarm_by_name, alarm_names, flatten_join
+from tests.unit.operations_support import alarm_by_name, alarm_names, dashboard_body, flatten_join
 
 ENDPOINT = "bidistream"
 ALARM_SUFFIXES_ON_A_GPU = {
@@ -114,9 +115,33 @@ def test_email_addresses_subscribe_to_the_topic() -> None:
 def test_one_dashboard_showing_the_alarms(default: Template) -> None:
     _, dashboard = only_resource(default, "AWS::CloudWatch::Dashboard")
     assert dashboard["Properties"]["DashboardName"] == f"{ENDPOINT}-operations-{REGION}"
-    body = flatten_join(dashboard["Properties"]["DashboardBody"])
-    for logical_id in default.find_resources("AWS::CloudWatch::CompositeAlarm"):
-        assert f"<GetAtt:{logical_id}.Arn>" in body
+    assert_dashboard_shows_every_alarm(default)
+
+
+def assert_dashboard_shows_every_alarm(template: Template) -> None:
+    """The dashboard's alarm widget lists every metric and composite alarm of the template, and no other."""
+    body = dashboard_body(template)
+    widgets = [widget for widget in body["widgets"] if widget["type"] == "alarm"]
+    assert len(widgets) == 1, f"expected one alarm widget, found {len(widgets)}"
+    shown = set(widgets[0]["properties"]["alarms"])
+    metric_alarms = set(template.find_resources("AWS::CloudWatch::Alarm"))
+    composite_alarms = set(template.find_resources("AWS::CloudWatch::CompositeAlarm"))
+    assert metric_alarms, "expected the endpoint's metric alarms"
+    assert shown == {f"<GetAtt:{logical_id}.Arn>" for logical_id in metric_alarms | composite_alarms}
+
+
+def test_dashboard_check_catches_a_metric_alarm_missing_from_the_widget() -> None:
+    stack = build_stack({"smoke_test": "false"})
+    # An alarm the dashboard was not given: the widget no longer shows every alarm of the template.
+    cloudwatch.Alarm(
+        stack,
+        "UnlistedAlarm",
+        metric=cloudwatch.Metric(namespace="Test", metric_name="Unlisted"),
+        threshold=1,
+        evaluation_periods=1,
+    )
+    with pytest.raises(AssertionError):
+        assert_dashboard_shows_every_alarm(Template.from_stack(stack))
 
 
 @pytest.mark.parametrize("key", sorted(THRESHOLD_KEYS))
