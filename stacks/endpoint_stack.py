@@ -93,6 +93,12 @@ class EndpointStack(cdk.Stack):
         # SageMaker reads the rollback alarms with the execution role during an update: those alarms only.
         self.model.role.add_to_principal_policy(guardrails.describe_alarms_statement)
         if settings.kms_key_arn is not None:
+            # CreateEndpointConfig's KmsKeyId docs require the key policy to allow the principal that calls
+            # CreateEndpoint/UpdateEndpoint, which here is CloudFormation's execution role from the CDK
+            # bootstrap; the operator sets that up on the key (see the kms_key_arn setting). The docs do not
+            # ask for the model's execution role, but this grant is kept: it is limited to this one key and
+            # the four actions EBS volume encryption uses, and a volume SageMaker cannot encrypt only shows
+            # up as a failed endpoint mid-deploy. It has no effect unless the key policy delegates to IAM.
             self.model.role.add_to_principal_policy(
                 iam.PolicyStatement(
                     sid="VolumeKey", actions=list(VOLUME_KEY_ACTIONS), resources=[settings.kms_key_arn]

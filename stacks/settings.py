@@ -467,14 +467,21 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "no image is built, network isolation is forced on",
     "instance_type": "Endpoint instance type (`ml.<family>.<size>`)",
     "instance_count": "Initial instance count (>= 1)",
-    "variant_name": "Production variant name",
+    "variant_name": "Production variant name; in effect fixed after the first deploy: deployment "
+    "guardrails need the new endpoint config to keep it, and it is part of the scalable target's "
+    "ResourceId (a change replaces the target)",
     "volume_size_gb": "EBS volume per instance, 1-512 GB; refused for NVMe families (g5, g6, p4d, ...)",
     "container_startup_health_check_timeout_seconds": "How long `/ping` may take to pass, 60-3600 s",
     "model_data_download_timeout_seconds": "Model data download timeout, 60-3600 s",
-    "inference_ami_version": "Inference AMI (GPU driver/CUDA set) for the instances; unset = SageMaker's "
-    "default; Deepgram's deploy scripts use `al2023-ami-sagemaker-inference-gpu-4-1`",
+    "inference_ami_version": "Inference AMI (driver set) for the instances, one CloudFormation accepts and "
+    "fitting the accelerator: `al2-ami-sagemaker-inference-gpu-2`, `-gpu-2-1`, `-gpu-3-1` or "
+    "`al2023-ami-sagemaker-inference-gpu-4-1` for NVIDIA GPU types, `al2-ami-sagemaker-inference-neuron-2` "
+    "for inf2, none for CPU types; unset = SageMaker's default; Deepgram's deploy scripts use "
+    "`al2023-ami-sagemaker-inference-gpu-4-1`",
     "kms_key_arn": "KMS key for the endpoint's storage volume; refused for NVMe families "
-    "(SageMaker rejects it); the execution role gets use of this key only",
+    "(SageMaker rejects it). Its key policy must allow the principal that calls CreateEndpoint/"
+    "UpdateEndpoint: the CDK bootstrap's CloudFormation execution role (`cdk-hnb659fds-cfn-exec-role-*`). "
+    "The model's execution role is also granted use of this key, and of no other",
     "vpc_subnet_ids": "Subnets for the model container (list or comma-separated); "
     "needs vpc_security_group_ids",
     "vpc_security_group_ids": "Security groups for the model container; needs vpc_subnet_ids",
@@ -508,7 +515,9 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "alarm_no_traffic_minutes": "Alarm when not one invocation arrives in this many minutes (5-1440); "
     "empty = no alarm",
     "scaling_enabled": "Application Auto Scaling of the variant's instance count; on, an update keeps the "
-    "scaled count (RetainAllVariantProperties) and a change of instance_type needs scaling off first",
+    "scaled count (RetainAllVariantProperties), so a stepped update must fit every count from "
+    "scaling_min_instances to scaling_max_instances. Changing instance_type takes three deploys: "
+    "scaling_enabled=false, then the new type, then scaling back on",
     "scaling_min_instances": "Fewest instances (>= 1; instance_count must lie within min..max)",
     "scaling_max_instances": "Most instances (<= 100)",
     "scaling_metric": "`concurrent_requests_per_model` (open streams per instance), "
@@ -523,7 +532,7 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "deployment_traffic_shifting": "Blue/green: `ALL_AT_ONCE`, `CANARY` or `LINEAR`",
     "deployment_step_unit": "Unit of the step size: `CAPACITY_PERCENT` or `INSTANCE_COUNT`",
     "deployment_step_size": "Canary size, linear step or rolling batch; empty for ALL_AT_ONCE, required "
-    "otherwise (needs instance_count >= 2)",
+    "otherwise (needs instance_count >= 2 and, with scaling on, scaling_min_instances >= 2)",
     "deployment_wait_interval_seconds": "Baking time after each step while the rollback alarms are watched, "
     "0-3600 s",
     "deployment_termination_wait_seconds": "Blue/green: how long the old fleet keeps serving its streams, "
