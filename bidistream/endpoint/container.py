@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -51,7 +52,13 @@ class Closed:
 class ContainerSocket:
     """One WebSocket session with the container."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: ClientProtocol):
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        protocol: ClientProtocol,
+        early_frames: Sequence[Frame] = (),
+    ):
         self._reader = reader
         self._writer = writer
         self._protocol = protocol
@@ -62,7 +69,7 @@ class ContainerSocket:
         self._incoming_type: str | None = None  # data type of the fragmented message being received
         self._sending_message = False  # a fragmented message to the container is in progress
         self._close_initiated_here = False
-        self._reader_task = asyncio.create_task(self._read_loop())
+        self._reader_task = asyncio.create_task(self._read_loop(list(early_frames)))
 
     @classmethod
     async def connect(cls, model_url: str, resource: str, *, limit: float) -> ContainerSocket:
@@ -77,7 +84,7 @@ class ContainerSocket:
                 for data in protocol.data_to_send():
                     writer.write(data)
                 await writer.drain()
-                response = await _read_handshake(reader, protocol)
+                response, early_frames = await _read_handshake(reader, protocol)
         except TimeoutError:
             raise UpgradeRefused(f"no WebSocket upgrade from {url} within {limit:g}s") from None
         except OSError as error:
@@ -92,7 +99,7 @@ class ContainerSocket:
                     body=body or None,
                 )
             raise UpgradeRefused(f"{url} answered with an invalid handshake: {protocol.handshake_exc}")
-        return cls(reader, writer, protocol)
+        return cls(reader, writer, protocol, early_frames)
 
     async def receive(self) -> Part | Closed:
         """The next data frame as a Part (FIN bit as CompletionState), or ``Closed`` once the socket is.
@@ -163,8 +170,12 @@ class ContainerSocket:
         with contextlib.suppress(Exception):
             await self._writer.wait_closed()
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, early_frames: list[Frame]) -> None:
         try:
+            # Frames that came in the same read as the 101 (a container greeting on open) go first.
+            for frame in early_frames:
+                await self._on_frame(frame)
+            await self._flush()
             while True:
                 data = await self._reader.read(READ_CHUNK)
                 if data:
@@ -212,15 +223,19 @@ def _state(frame: Frame) -> str:
     return COMPLETE if frame.fin else PARTIAL
 
 
-async def _read_handshake(reader: asyncio.StreamReader, protocol: ClientProtocol) -> Response | None:
+async def _read_handshake(
+    reader: asyncio.StreamReader, protocol: ClientProtocol
+) -> tuple[Response | None, list[Frame]]:
+    """The upgrade response, and the frames parsed from the same bytes after it (not to be lost)."""
     while True:
         data = await reader.read(READ_CHUNK)
         if data:
             protocol.receive_data(data)
         else:
             protocol.receive_eof()
-        for event in protocol.events_received():
+        events = protocol.events_received()
+        for index, event in enumerate(events):
             if isinstance(event, Response):
-                return event
+                return event, [frame for frame in events[index + 1 :] if isinstance(frame, Frame)]
         if not data:
-            return None
+            return None, []

@@ -10,6 +10,7 @@ Routes (the path the local endpoint asks for decides the behaviour):
   /query       answer the first message with a text frame holding the request's path and query
   /close       close with the code and reason given in the query (?code=4000&reason=...) on the first message
   /garble      answer every message with the wrong data type (text as binary and the reverse)
+  /greet       send "hello-on-open" as soon as the WebSocket is open (before any message), then echo
   /reject      refuse the upgrade with HTTP 400 and a body
 On MUTE_PORT, any path: complete the handshake, then never read again (no pongs, nothing).
 It prints "ready" once both listen. GET /ping answers 200.
@@ -36,6 +37,8 @@ async def handler(connection: ServerConnection) -> None:
     if route == "/fragments":
         await fragments(connection)
         return
+    if route == "/greet":
+        await connection.send("hello-on-open")
     async for message in connection:
         if route == "/query":
             await connection.send(json.dumps({"path": url.path, "query": url.query}))

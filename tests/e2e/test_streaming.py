@@ -291,3 +291,11 @@ def test_badly_signed_event_ends_the_stream_with_an_access_denied_error(
 
     assert describe(raised.value)[0] == ExitCode.ACCESS_DENIED
     assert raised.value.code == "InvalidSignatureException"
+
+
+def test_a_greeting_sent_right_after_the_upgrade_reaches_the_client(peer_endpoint: RunningProcess) -> None:
+    # The peer writes its greeting at once, so it usually shares a TCP read with the 101 response.
+    for _ in range(5):
+        received = asyncio.run(exchange(target(peer_endpoint, path="greet"), [Part.text("hi")], answers=2))
+
+        assert [(part.data, part.data_type) for part in received] == [(b"hello-on-open", UTF8), (b"hi", UTF8)]
