@@ -69,6 +69,13 @@ def model_error(message: str, *, original_status: int | None, original_message: 
     return ApiError(424, "ModelError", body)
 
 
+def internal_failure() -> ApiError:
+    # The service's model names the 500 InternalServerError (the SDK raises it by that name); the
+    # error code is the InternalFailure SageMaker reports.
+    message = "The endpoint failed to process the request."
+    return ApiError(500, "InternalServerError", {"Message": message, "ErrorCode": "InternalFailure"})
+
+
 def not_found(path: str) -> ApiError:
     return ApiError(404, "UnknownOperationException", {"message": f"no operation at {path}"})
 

@@ -74,6 +74,24 @@ class ResponseChannel(Protocol):
     async def end(self) -> None: ...
 
 
+class _HeadersTracked:
+    """A ResponseChannel that remembers whether the response headers went out."""
+
+    def __init__(self, channel: ResponseChannel) -> None:
+        self._channel = channel
+        self.headers_sent = False
+
+    async def send_headers(self, headers: list[tuple[str, str]], *, end_stream: bool = False) -> None:
+        self.headers_sent = True  # even if sending fails: the stream may be half-answered
+        await self._channel.send_headers(headers, end_stream=end_stream)
+
+    async def send_data(self, data: bytes, *, end_stream: bool = False) -> None:
+        await self._channel.send_data(data, end_stream=end_stream)
+
+    async def end(self) -> None:
+        await self._channel.end()
+
+
 @dataclass
 class _Outcome:
     """How the stream ended, for the one log line and for the tests' eyes on stderr."""
@@ -96,6 +114,7 @@ async def handle_stream(
     request_id = str(uuid.uuid4())
     started = time.monotonic()
     outcome = _Outcome()
+    response = _HeadersTracked(response)
     try:
         await _serve(method, path, dict(headers), body, response, settings, request_id, outcome)
     except api.ApiError as error:
@@ -106,9 +125,19 @@ async def handle_stream(
             await response.send_data(payload, end_stream=True)
     except StreamReset:
         outcome.text += " (client reset the stream)"
-    except Exception:
+    except Exception as error:
         logger.exception("stream %s failed", request_id)
-        outcome.text = "internal error"
+        outcome.text = f"internal error: {type(error).__name__}: {error}"
+        # Never a bare end: before the 200 the client gets a 500, after it an error event, so that
+        # a failure never looks like a stream that ended normally.
+        with contextlib.suppress(Exception):
+            if not response.headers_sent:
+                error_headers, payload = api.internal_failure().response(request_id)
+                await response.send_headers(error_headers)
+                await response.send_data(payload, end_stream=True)
+            else:
+                message = f"the endpoint failed while streaming (request {request_id})"
+                await response.send_data(exception_event("InternalStreamFailure", {"Message": message}))
         with contextlib.suppress(Exception):
             await response.end()
     finally:

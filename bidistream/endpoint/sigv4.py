@@ -82,7 +82,7 @@ async def verify_request(
     if len(credential) != 5 or credential[3] != SERVICE or credential[4] != "aws4_request":
         raise SignatureError("IncompleteSignatureException", f"bad credential scope: {match['credential']}")
     access_key_id, scope_date, region = credential[0], credential[1], credential[2]
-    if not hmac.compare_digest(access_key_id, credentials.access_key_id):
+    if not _same_text(access_key_id, credentials.access_key_id):
         raise SignatureError(
             "UnrecognizedClientException", "The security token included in the request is invalid."
         )
@@ -97,7 +97,7 @@ async def verify_request(
         raise SignatureError(
             "InvalidSignatureException", "Signature expired: x-amz-date is more than 15 min off"
         )
-    if credentials.session_token is not None and not hmac.compare_digest(
+    if credentials.session_token is not None and not _same_text(
         headers.get("x-amz-security-token", ""), credentials.session_token
     ):
         raise SignatureError(
@@ -129,7 +129,7 @@ async def verify_request(
         properties={"region": region, "service": SERVICE, "date": amz_date},
     )
     expected_match = _AUTHORIZATION.match(expected.fields["Authorization"].as_string())
-    if expected_match is None or not hmac.compare_digest(expected_match["signature"], match["signature"]):
+    if expected_match is None or not _same_text(expected_match["signature"], match["signature"]):
         raise SignatureError(
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided.",
@@ -175,6 +175,14 @@ class EventSignatureChain:
             )
         self._prior_signature = signature.hex()
         return envelope.payload
+
+
+def _same_text(given: str, expected: str) -> bool:
+    """Constant-time equality; as bytes, because ``compare_digest`` raises TypeError on non-ASCII str
+    and a header may carry any character."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def _signing_key(secret: str, day: str, region: str) -> bytes:
