@@ -298,11 +298,15 @@ def build_deployment_guardrails(
     settings: DeploymentSettings,
     rollback_alarm_names: Sequence[str],
     instance_count: int,
+    scaling_bounds: tuple[int, int] | None = None,
 ) -> DeploymentGuardrails:
     """Turn settings into a DeploymentConfig that rolls back on `rollback_alarm_names`.
 
     `instance_count` is the variant's (initial) instance count; step sizes are checked against it, because
-    SageMaker only rejects an impossible canary or batch when the update starts.
+    SageMaker only rejects an impossible canary or batch when the update starts. `scaling_bounds` is
+    (scaling_min_instances, scaling_max_instances) when scaling is on: an update keeps the scaled count,
+    so steps are checked against every count in it, and the default execution timeout covers the largest
+    fleet's steps, so an update after a scale-out does not time out and roll back.
     """
     names = tuple(rollback_alarm_names)
     if not 1 <= len(names) <= MAX_ROLLBACK_ALARMS:
@@ -317,7 +321,12 @@ def build_deployment_guardrails(
                 "(EndpointAlarms.rollback_alarm_names) so the endpoint does not depend on the alarm resources"
             )
     settings.check_instance_count(instance_count)
-    timeout = settings.maximum_execution_timeout_seconds(instance_count)
+    largest = instance_count
+    if scaling_bounds is not None:
+        settings.check_scaled_instance_counts(*scaling_bounds)
+        largest = max(instance_count, scaling_bounds[1])
+    # The waits grow with the fleet (more linear steps), so the largest fleet sets the timeout.
+    timeout = settings.maximum_execution_timeout_seconds(largest)
 
     deployment_config = sagemaker.CfnEndpoint.DeploymentConfigProperty(
         auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(

@@ -71,6 +71,11 @@ class EndpointStack(cdk.Stack):
             settings=settings.deployment,
             rollback_alarm_names=self.monitoring.rollback_alarm_names,
             instance_count=settings.instance_count,
+            scaling_bounds=(
+                (settings.scaling.scaling_min_instances, settings.scaling.scaling_max_instances)
+                if settings.scaling_enabled
+                else None
+            ),
         )
         self.endpoint = StreamingEndpoint(
             self,

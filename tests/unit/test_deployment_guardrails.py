@@ -208,6 +208,34 @@ def test_linear_steps_count_in_the_default_timeout() -> None:
     assert config["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"] == 4 * 600 + 1800 + 3600
 
 
+def test_default_timeout_covers_the_largest_scaled_fleet() -> None:
+    linear = DeploymentSettings(
+        deployment_traffic_shifting="LINEAR", deployment_step_size=1, deployment_step_unit="INSTANCE_COUNT"
+    )
+    stack = bare_stack()
+    guardrails = build_deployment_guardrails(
+        stack,
+        settings=linear,
+        rollback_alarm_names=ROLLBACK_NAMES,
+        instance_count=4,
+        scaling_bounds=(2, 8),
+    )
+    policy = stack.resolve(guardrails.deployment_config.blue_green_update_policy)
+    # 8 linear steps of one instance after a scale-out to 8, not the 4 of the initial fleet.
+    assert policy["maximumExecutionTimeoutInSeconds"] == 8 * 600 + 1800 + 3600
+    # A fleet that cannot take the step at its largest size is refused (1 of 11 is under LINEAR's 10%).
+    with pytest.raises(
+        ValueError, match=r"at 11 instance\(s\): deployment_step_size=1 instances is 9.09091%"
+    ):
+        build_deployment_guardrails(
+            bare_stack(),
+            settings=linear,
+            rollback_alarm_names=ROLLBACK_NAMES,
+            instance_count=4,
+            scaling_bounds=(2, 11),
+        )
+
+
 def test_rolling_update_replaces_batches_in_place() -> None:
     config = _deployment_config(
         DeploymentSettings(

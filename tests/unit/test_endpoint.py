@@ -132,3 +132,25 @@ def test_invoke_command_for_a_speech_model_streams_the_clip_to_v1_listen() -> No
             "--audio bidistream/data/speech-sample.wav"
         },
     )
+
+
+def test_update_timeout_covers_the_largest_fleet_scaling_allows() -> None:
+    context = {
+        "instance_count": "2",
+        "scaling_min_instances": "2",
+        "scaling_max_instances": "10",
+        "deployment_traffic_shifting": "LINEAR",
+        "deployment_step_unit": "INSTANCE_COUNT",
+        "deployment_step_size": "1",
+        "smoke_test": "false",
+    }
+    policies = {}
+    for scaling in ("true", "false"):
+        _, endpoint = only_resource(
+            template_of({**context, "scaling_enabled": scaling}), "AWS::SageMaker::Endpoint"
+        )
+        policies[scaling] = endpoint["Properties"]["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    # Scaled out to 10, an update takes ten linear steps of 600 s before the 1800 s termination wait.
+    assert policies["true"]["MaximumExecutionTimeoutInSeconds"] == 10 * 600 + 1800 + 3600
+    # The twin: without scaling the fleet stays at 2 instances, two steps.
+    assert policies["false"]["MaximumExecutionTimeoutInSeconds"] == 2 * 600 + 1800 + 3600

@@ -305,6 +305,27 @@ def test_linear_steps_too_small_for_the_largest_scaled_fleet_are_refused() -> No
     assert Settings.from_context({**linear, "scaling_max_instances": 10}).scaling.scaling_max_instances == 10
 
 
+def test_execution_timeout_too_short_for_the_largest_scaled_fleet_is_refused() -> None:
+    linear = {
+        "instance_count": 2,
+        "scaling_min_instances": 2,
+        "scaling_max_instances": 10,
+        "deployment_traffic_shifting": "LINEAR",
+        "deployment_step_unit": "INSTANCE_COUNT",
+        "deployment_step_size": 1,
+        "deployment_wait_interval_seconds": 300,
+        "deployment_termination_wait_seconds": 600,
+    }
+    # Ten one-instance steps of 300 s plus 600 s of termination wait: 3600 s is not enough at 10 instances.
+    message = refused({**linear, "deployment_maximum_execution_timeout_seconds": 3600})
+    assert "deployment_maximum_execution_timeout_seconds=3600" in message and "at 10 instance(s)" in message
+    # The twin: enough for the largest fleet, or a smaller maximum fleet, is accepted.
+    ok = Settings.from_context({**linear, "deployment_maximum_execution_timeout_seconds": 3700})
+    assert ok.deployment.deployment_maximum_execution_timeout_seconds == 3700
+    smaller = {**linear, "scaling_max_instances": 9, "deployment_maximum_execution_timeout_seconds": 3600}
+    assert Settings.from_context(smaller).scaling.scaling_max_instances == 9
+
+
 def test_stepped_updates_of_a_model_package_are_refused() -> None:
     context = {"model_package_arn": PACKAGE_ARN, "instance_count": 2, "deployment_strategy": "rolling"}
     message = refused({**context, "deployment_step_size": 50})
