@@ -538,7 +538,7 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "deployment_termination_wait_seconds": "Blue/green: how long the old fleet keeps serving its streams, "
     "0-3600 s; empty = 1800",
     "deployment_maximum_execution_timeout_seconds": "Roll back an update that takes longer, 600-28800 s; "
-    "empty = the configured waits plus an hour",
+    "empty = the configured waits plus an hour; with scaling on, the waits of the largest fleet",
     "deployment_rollback_batch_size": "Rolling: batch size when rolling back; empty = all at once",
     "smoke_test": "Run the post-deploy smoke test (a CDK trigger that fails the deployment)",
     "smoke_mode": "`echo` or `transcribe`; unset = transcribe for a package, echo for our image",
