@@ -36,8 +36,19 @@ def _parser() -> argparse.ArgumentParser:
     endpoint.add_argument(
         "--cert-dir", type=Path, default=None, help="where to write ca.pem and the certificate"
     )
-    endpoint.add_argument("--ping-interval", type=float, default=60.0, help="seconds between pings")
-    endpoint.add_argument("--max-missed-pongs", type=int, default=5, help="close after this many unanswered")
+    endpoint.add_argument(
+        "--ping-interval",
+        type=_positive_seconds,
+        default=60.0,
+        help="seconds between keepalive pings to the container, > 0 (default 60, as SageMaker); "
+        "pings cannot be turned off",
+    )
+    endpoint.add_argument(
+        "--max-missed-pongs",
+        type=_at_least_one,
+        default=5,
+        help="close the stream with 1011 after this many unanswered pings, >= 1 (default 5)",
+    )
     invoke = commands.add_parser(
         "invoke",
         help="stream text lines (stdin or --text) or a WAV file to an endpoint and print the answers",
@@ -73,6 +84,26 @@ def _parser() -> argparse.ArgumentParser:
     smoke.add_argument("--mode", choices=("echo", "transcribe"), default="echo")
     smoke.add_argument("--budget", type=float, default=60.0, help="seconds the whole check may take")
     return parser
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
 def _target_options(parser: argparse.ArgumentParser) -> None:

@@ -165,3 +165,32 @@ def test_audio_that_is_not_a_wav_file_is_a_usage_error(
     result = run_cli("invoke", *endpoint_args(container_endpoint), "--audio", str(not_audio), env=credentials)
 
     assert_one_line_failure(result, ExitCode.USAGE, "not a PCM WAV file")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--ping-interval", "0", "--ping-interval: must be a number of seconds > 0, got 0"),
+        ("--ping-interval", "-1", "--ping-interval: must be a number of seconds > 0, got -1"),
+        ("--ping-interval", "nan", "--ping-interval: must be a number of seconds > 0, got nan"),
+        ("--max-missed-pongs", "0", "--max-missed-pongs: must be at least 1, got 0"),
+    ],
+)
+def test_endpoint_refuses_keepalive_settings_that_cannot_work(
+    option: str, value: str, message: str, credentials: dict[str, str], tmp_path: Path
+) -> None:
+    # Before the check, such an endpoint started and served (busy-looping pings, or failing every
+    # stream): a short timeout here catches that as a failure.
+    argv = ["endpoint", "--port", str(free_port()), "--cert-dir", str(tmp_path), option, value]
+    result = subprocess.run(
+        [sys.executable, "-m", "bidistream", *argv],
+        cwd=REPO_ROOT,
+        env={"PATH": "/usr/bin:/bin", **credentials},
+        capture_output=True,
+        text=True,
+        timeout=15,
+        check=False,
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
