@@ -56,7 +56,9 @@ class Session(Protocol):
     """The server's side of one WebSocket session, as a model sees it.
 
     Sending on a closed session (the model closed it, or the client has gone) raises
-    ``ConnectionError``; a handler may let it propagate, and the server ends the session quietly.
+    ``ConnectionError``, and so does a send the client has not taken within the idle timeout (it
+    stopped reading; the server aborts the connection). A handler may let it propagate, and the server
+    ends the session quietly.
     """
 
     @property

@@ -94,7 +94,7 @@ class StreamingServer:
                 return_exceptions=True,
             )
             try:
-                # Each close waits at most the close timeout for the client; on_end and the log come after.
+                # Each close takes at most the close timeout, then aborts; on_end and the log come after.
                 await asyncio.wait_for(
                     self._no_sessions.wait(), timeout=self._settings.close_timeout_seconds + 5
                 )
@@ -157,6 +157,8 @@ class StreamingServer:
             path=route.path,
             model_name=route.model_name,
             idle_timeout=model.idle_timeout or settings.idle_timeout_seconds,
+            close_timeout=settings.close_timeout_seconds,
+            transport=request.transport,
             request_id=request.headers.get(REQUEST_ID_HEADER),
         )
         if self._state is not State.READY:  # the drain began while the upgrade was written
@@ -235,6 +237,9 @@ async def serve(settings: Settings, routes: tuple[Route, ...]) -> int:
     runner = web.AppRunner(
         server.application(),
         handle_signals=False,
+        # By cleanup the drain has ended every session; this bounds whatever is left (a request in
+        # flight, a connection that will not close) instead of aiohttp's 60 s.
+        shutdown_timeout=settings.close_timeout_seconds,
         access_log=logging.getLogger("aiohttp.access"),
         access_log_format='%a "%r" %s %b %Tfs',
     )

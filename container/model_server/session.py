@@ -45,9 +45,15 @@ class WebSocketSession:
         path: str,
         model_name: str,
         idle_timeout: float,
+        close_timeout: float,
+        transport: asyncio.Transport | None,
         request_id: str | None = None,
     ) -> None:
         self._ws = ws
+        # Kept to abort the connection when a write never completes: aiohttp's own close only closes the
+        # transport, which waits for the unsent bytes a client that stopped reading will never take.
+        self._transport = transport
+        self._close_timeout = close_timeout
         self._session_id = uuid.uuid4().hex
         self._path = path
         self._model_name = model_name
@@ -84,15 +90,41 @@ class WebSocketSession:
         if self._ws.closed:
             # After our Close frame nothing else may go out (RFC 6455 §5.5.1).
             raise ConnectionResetError(f"session {self._session_id} is closed")
-        await self._ws.send_frame(data, opcode)
+        # A client that stops reading fills its TCP window and the write never completes; pings cannot
+        # help. Give up after the idle timeout: the session ends with an abort, no one else waits.
+        try:
+            async with asyncio.timeout(self._idle_timeout):
+                await self._ws.send_frame(data, opcode)
+        except TimeoutError:
+            reason = f"client stopped reading: a send waited {self._idle_timeout:g} s"
+            self._note_end(ABNORMAL_CLOSURE, reason, "server")
+            self._abort()
+            raise ConnectionResetError(f"session {self._session_id}: {reason}") from None
         self.messages_out += 1
         self.bytes_out += len(data)
 
     async def close(self, code: CloseCode = CloseCode.NORMAL, reason: str = "") -> None:
-        """Send a Close frame with ``code`` and wait (bounded) for the client's; the first close wins."""
+        """Send a Close frame with ``code`` and wait for the client's; the first close wins.
+
+        The whole handshake, writing our frame included, takes at most the close timeout: aiohttp's
+        own timeout starts only once the frame is written, which never happens if the client stopped
+        reading, so past the deadline the connection is aborted.
+        """
         if self._close_code is None and not self._ws.closed:
             self._close_code, self._close_reason, self._closed_by = int(code), reason, "server"
-        await self._ws.close(code=int(code), message=close_reason_bytes(reason))
+        await self._close_within_timeout(code, reason)
+
+    async def _close_within_timeout(self, code: CloseCode, reason: str) -> None:
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await self._ws.close(code=int(code), message=close_reason_bytes(reason))
+        except TimeoutError:
+            self._abort()
+
+    def _abort(self) -> None:
+        """Drop the connection at once, unsent bytes and all; a pending write then fails."""
+        if self._transport is not None:
+            self._transport.abort()
 
     async def run(self, handler: SessionHandler) -> None:
         """Feed every message to ``handler`` until the session ends, then call ``on_end``."""
@@ -176,7 +208,7 @@ class WebSocketSession:
         if self._idle_close is not None:
             await asyncio.gather(self._idle_close, return_exceptions=True)
         if not self._ws.closed:
-            await self._ws.close()
+            await self._close_within_timeout(CloseCode.NORMAL, "")
         try:
             await handler.on_end()
         except Exception:
