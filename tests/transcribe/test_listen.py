@@ -159,6 +159,10 @@ def test_frames_of_odd_sizes_give_the_same_transcript(listen_server: RunningProc
         ("encoding=opus", "encoding='opus' is not supported"),
         ("model=nova-3&diarize=true", "unknown query parameter(s) diarize"),
         ("interim_results=maybe", "interim_results='maybe' is not valid"),
+        # Unicode digits (str.isdigit() is true for them, int() refuses or misreads them): 400, not 500.
+        ("sample_rate=%C2%B9", "sample_rate='¹' is not valid"),
+        ("channels=%C2%B9", "channels='¹' is not valid"),
+        ("endpointing=%C2%B2", "endpointing='²' is not valid"),
     ],
 )
 def test_bad_parameters_are_refused_with_400_and_a_reason(

@@ -7,6 +7,11 @@ import pytest
 from model_server.model import QueryError
 from model_server.models.transcribe.params import DEFAULT_ENDPOINTING_MS, ListenParams, parse_listen_query
 
+#: Numbers in another script's digits: str.isdigit() is true and int() reads them, but a client that
+#: sends them has a bug worth hearing about.
+ARABIC_INDIC_16000 = "\u0661\u0666\u0660\u0660\u0660"
+ARABIC_INDIC_500 = "\u0665\u0660\u0660"
+
 
 def test_no_parameters_means_linear16_at_16_khz_without_interim_results() -> None:
     assert parse_listen_query({}) == ListenParams()
@@ -43,6 +48,13 @@ def test_deepgram_client_query_is_accepted() -> None:
         ({"language": "fr"}, "language='fr' is not supported"),
         ({"endpointing": "0"}, "endpointing='0' is not valid"),
         ({"endpointing": "soon"}, "endpointing='soon' is not valid"),
+        ({"sample_rate": "¹"}, "sample_rate='¹' is not valid"),
+        ({"sample_rate": ARABIC_INDIC_16000}, f"sample_rate={ARABIC_INDIC_16000!r} is not valid"),
+        ({"sample_rate": "0" * 5000}, "sample_rate='000"),  # past int()'s digit limit
+        ({"channels": "¹"}, "channels='¹' is not valid"),
+        ({"endpointing": "²"}, "endpointing='²' is not valid"),
+        ({"endpointing": ARABIC_INDIC_500}, f"endpointing={ARABIC_INDIC_500!r} is not valid"),
+        ({"endpointing": "9" * 5000}, "endpointing='999"),
     ],
 )
 def test_bad_parameter_is_refused_with_its_name(query: dict[str, str], reason: str) -> None:

@@ -98,9 +98,24 @@ def _integer(query: Mapping[str, str], name: str, default: int) -> int:
     raw = query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
+    value = _ascii_whole_number(raw)
+    if value is None:
         raise QueryError(f"{name}={raw!r} is not valid: must be a whole number")
-    return int(raw)
+    return value
+
+
+def _ascii_whole_number(raw: str) -> int | None:
+    """``raw`` as a whole number if it is ASCII digits only, else None.
+
+    ``str.isdigit`` alone is true for "¹" (which ``int`` refuses) and for other scripts' digits (which
+    ``int`` reads), and ``int`` refuses more than 4300 digits: each would be a 500 or a surprise.
+    """
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
 
 
 def _boolean(query: Mapping[str, str], name: str, default: bool) -> bool:
@@ -118,9 +133,10 @@ def _endpointing(raw: str | None) -> int | None:
         return DEFAULT_ENDPOINTING_MS
     if raw.lower() == "false":
         return None
-    if not raw.isdigit() or not MIN_ENDPOINTING_MS <= int(raw) <= MAX_ENDPOINTING_MS:
+    milliseconds = _ascii_whole_number(raw)
+    if milliseconds is None or not MIN_ENDPOINTING_MS <= milliseconds <= MAX_ENDPOINTING_MS:
         raise QueryError(
             f"endpointing={raw!r} is not valid: must be false or milliseconds of silence "
             f"from {MIN_ENDPOINTING_MS} to {MAX_ENDPOINTING_MS}"
         )
-    return int(raw)
+    return milliseconds
