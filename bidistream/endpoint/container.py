@@ -77,6 +77,7 @@ class ContainerSocket:
         url = model_url.rstrip("/").replace("http://", "ws://", 1) + resource
         uri = parse_uri(url)
         protocol = ClientProtocol(uri, max_size=MAX_FRAME_SIZE)
+        writer: asyncio.StreamWriter | None = None
         try:
             async with asyncio.timeout(limit):
                 reader, writer = await asyncio.open_connection(uri.host, uri.port)
@@ -86,8 +87,10 @@ class ContainerSocket:
                 await writer.drain()
                 response, early_frames = await _read_handshake(reader, protocol)
         except TimeoutError:
+            _close_quietly(writer)  # the TCP connection may be open with the upgrade unanswered
             raise UpgradeRefused(f"no WebSocket upgrade from {url} within {limit:g}s") from None
         except OSError as error:
+            _close_quietly(writer)
             raise UpgradeRefused(f"cannot connect to {url}: {error.strerror or error}") from None
         if protocol.handshake_exc is not None:
             writer.close()
@@ -217,6 +220,12 @@ class ContainerSocket:
                 with contextlib.suppress(OSError):
                     self._writer.write_eof()
         await self._writer.drain()
+
+
+def _close_quietly(writer: asyncio.StreamWriter | None) -> None:
+    if writer is not None:
+        with contextlib.suppress(Exception):
+            writer.close()
 
 
 def _state(frame: Frame) -> str:

@@ -58,10 +58,12 @@ def wait_for_output(process: RunningProcess, marker: str, timeout: float = 30.0)
 
 @pytest.fixture(scope="session")
 def peer() -> Iterator[RunningProcess]:
-    """The stand-in container (fragments, close codes, rejects, a mute port), see peer.py."""
-    port, mute_port = free_port(), free_port()
-    process = start_process([sys.executable, str(PEER_SCRIPT), str(port), str(mute_port)], port=port)
+    """The stand-in container (fragments, close codes, rejects, a mute and a silent port), see peer.py."""
+    port, mute_port, silent_port = free_port(), free_port(), free_port()
+    argv = [sys.executable, str(PEER_SCRIPT), str(port), str(mute_port), str(silent_port)]
+    process = start_process(argv, port=port)
     process.extra["mute_port"] = mute_port
+    process.extra["silent_port"] = silent_port
     try:
         wait_for_output(process, "ready")
         yield process

@@ -1,6 +1,6 @@
 """A WebSocket test peer standing in for a model container, run as a real process.
 
-    python tests/e2e/peer.py PORT MUTE_PORT
+    python tests/e2e/peer.py PORT MUTE_PORT SILENT_PORT
 
 Routes (the path the local endpoint asks for decides the behaviour):
   /invocations-bidirectional-stream, /echo   echo every message, type kept, as whole frames;
@@ -13,12 +13,15 @@ Routes (the path the local endpoint asks for decides the behaviour):
   /greet       send "hello-on-open" as soon as the WebSocket is open (before any message), then echo
   /reject      refuse the upgrade with HTTP 400 and a body
 On MUTE_PORT, any path: complete the handshake, then never read again (no pongs, nothing).
-It prints "ready" once both listen. GET /ping answers 200.
+On SILENT_PORT: accept TCP, never answer the upgrade, and print "silent: closed N" once the N-th such
+connection is closed by the other side.
+It prints "ready" once all listen. GET /ping answers 200.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from http import HTTPStatus
@@ -110,9 +113,25 @@ async def mute_server(port_holder: list[int]) -> asyncio.Server:
     return await asyncio.start_server(on_connect, "127.0.0.1", port_holder[0])
 
 
-async def main(port: int, mute_port: int | None) -> None:
+async def silent_server(port: int) -> asyncio.Server:
+    closed = 0
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal closed
+        with contextlib.suppress(OSError):
+            while await reader.read(65536):
+                pass  # the upgrade request: read, never answered
+        closed += 1
+        print(f"silent: closed {closed}", flush=True)
+        writer.close()
+
+    return await asyncio.start_server(on_connect, "127.0.0.1", port)
+
+
+async def main(port: int, mute_port: int | None, silent_port: int | None) -> None:
     async with serve(handler, "127.0.0.1", port, process_request=process_request, max_size=None):
         servers = [await mute_server([mute_port])] if mute_port else []
+        servers += [await silent_server(silent_port)] if silent_port else []
         print("ready", flush=True)
         try:
             await asyncio.Event().wait()
@@ -122,4 +141,6 @@ async def main(port: int, mute_port: int | None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None))
+    optional = [int(argument) for argument in sys.argv[2:4]]
+    optional += [None] * (2 - len(optional))
+    asyncio.run(main(int(sys.argv[1]), optional[0], optional[1]))

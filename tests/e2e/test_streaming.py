@@ -33,9 +33,10 @@ from bidistream.client import (
     make_transport,
     open_stream,
 )
+from bidistream.endpoint.container import ContainerSocket, UpgradeRefused
 from bidistream.errors import ExitCode, StreamTimeout, describe
 from tests.e2e.conftest import ENDPOINT_NAME, REGION, EndpointFactory
-from tests.support.processes import RunningProcess
+from tests.support.processes import RunningProcess, wait_until
 
 QUICK = Timeouts(open=10, first_response=10, idle=10)
 
@@ -299,3 +300,28 @@ def test_a_greeting_sent_right_after_the_upgrade_reaches_the_client(peer_endpoin
         received = asyncio.run(exchange(target(peer_endpoint, path="greet"), [Part.text("hi")], answers=2))
 
         assert [(part.data, part.data_type) for part in received] == [(b"hello-on-open", UTF8), (b"hi", UTF8)]
+
+
+def test_an_unanswered_upgrade_closes_its_tcp_connection(peer: RunningProcess) -> None:
+    url = f"http://127.0.0.1:{peer.extra['silent_port']}"
+    closed_before = peer.output().count("silent: closed")
+
+    async def run() -> UpgradeRefused:
+        try:
+            await ContainerSocket.connect(url, "/invocations-bidirectional-stream", limit=0.3)
+        except UpgradeRefused as error:
+            # Hold the error (and so its frames) while the peer is watched: a socket left open
+            # must not be closed behind the test's back by garbage collection.
+            refused = error
+            await asyncio.to_thread(
+                wait_until,
+                lambda: peer.output().count("silent: closed") > closed_before,
+                timeout=10,
+                what="the silent peer to see its connection closed",
+            )
+            return refused
+        pytest.fail("the upgrade must time out")
+
+    refused = asyncio.run(run())
+
+    assert "no WebSocket upgrade" in refused.message
