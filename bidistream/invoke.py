@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -46,8 +46,12 @@ async def run_invoke(
     stdout: TextIO,
     stderr: TextIO,
     tty: bool,
+    claim_error: Callable[[Exception], ExitCode | None] | None = None,
 ) -> ExitCode:
-    """Run one invocation; every failure ends in one line on stderr and its exit code."""
+    """Run one invocation; every failure ends in one line on stderr and its exit code.
+
+    ``claim_error`` may take a failure over (it returns the exit code) before it is reported.
+    """
     audio: PcmAudio | None = None
     if source.audio is not None:
         try:
@@ -76,6 +80,8 @@ async def run_invoke(
         return _fail(error, stderr)
     except Exception as error:
         printer.finish()
+        if claim_error is not None and (claimed := claim_error(error)) is not None:
+            return claimed
         return _fail(error, stderr)
     printer.finish()
     return ExitCode.OK

@@ -23,9 +23,12 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
 from typing import Final, TextIO
+
+from aws_sdk_sagemaker_runtime_http2.models import ModelError  # type: ignore[import-untyped]
 
 from bidistream.client import Part, StreamTarget, Timeouts, open_stream
 from bidistream.errors import ExitCode, describe
@@ -172,8 +175,16 @@ async def _demo(target: StreamTarget, out: TextIO) -> ExitCode:
     speech_target = StreamTarget(
         **{**target.__dict__, "invocation_path": "v1/listen", "query_string": SPEECH_QUERY}
     )
+
+    def skip_if_not_served(error: Exception) -> ExitCode | None:
+        # Only a 404 from the container means "no speech model here"; any other refusal is a failure.
+        if isinstance(error, ModelError) and error.original_status_code == HTTPStatus.NOT_FOUND:
+            print("(the container serves no speech model on v1/listen: skipped)", file=out)
+            return ExitCode.OK
+        return None
+
     with resources.as_file(clip) as clip_path:
-        code = await run_invoke(
+        return await run_invoke(
             speech_target,
             Timeouts(),
             InvokeInput(audio=clip_path),
@@ -181,11 +192,8 @@ async def _demo(target: StreamTarget, out: TextIO) -> ExitCode:
             stdout=out,
             stderr=sys.stderr,
             tty=out.isatty(),
+            claim_error=skip_if_not_served,
         )
-    if code is ExitCode.MODEL_ERROR:
-        print("(the container serves no speech model on v1/listen: skipped)", file=out)
-        return ExitCode.OK
-    return code
 
 
 async def _echo_sample(target: StreamTarget, out: TextIO) -> ExitCode:
