@@ -32,7 +32,7 @@ class CloseCode(IntEnum):
     POLICY_VIOLATION = 1008  # e.g. the idle timeout
     MESSAGE_TOO_BIG = 1009  # a message over the size limit
     INTERNAL_ERROR = 1011  # the model failed
-    TRY_AGAIN_LATER = 1013  # the server is at its session limit
+    TRY_AGAIN_LATER = 1013  # the server, or the route's model, is at its session limit
 
 
 class QueryError(ValueError):
@@ -131,6 +131,9 @@ class Model(ABC):
     #: Seconds a session may go without a message from the client before the server closes it with
     #: 1008 (policy violation). None: the server's ``IDLE_TIMEOUT_SECONDS``.
     idle_timeout: float | None = None
+    #: Sessions this model serves at once; more are closed with 1013 (try again later), as at the
+    #: server's ``MAX_SESSIONS``. Set it when a session holds much memory. None: only the server's cap.
+    max_sessions: int | None = None
 
     def load(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Load weights and other slow state. Runs once, off the event loop, before ``/ping`` is 200."""

@@ -50,6 +50,7 @@ class StreamingServer:
         self._models: dict[str, Model] = {}
         self._state = State.LOADING
         self._sessions: set[WebSocketSession] = set()
+        self._sessions_by_path: dict[str, int] = {}
         self._no_sessions = asyncio.Event()
         self._no_sessions.set()
 
@@ -169,7 +170,15 @@ class StreamingServer:
                 session, CloseCode.TRY_AGAIN_LATER, f"at the session limit ({settings.max_sessions})"
             )
             return ws
+        if model.max_sessions is not None and self._sessions_by_path.get(route.path, 0) >= model.max_sessions:
+            await _refuse(
+                session,
+                CloseCode.TRY_AGAIN_LATER,
+                f"{route.path} is at its model's session limit ({model.max_sessions})",
+            )
+            return ws
         self._sessions.add(session)
+        self._sessions_by_path[route.path] = self._sessions_by_path.get(route.path, 0) + 1
         self._no_sessions.clear()
         try:
             try:
@@ -186,6 +195,7 @@ class StreamingServer:
             await session.run(handler)
         finally:
             self._sessions.discard(session)
+            self._sessions_by_path[route.path] -= 1
             if not self._sessions:
                 self._no_sessions.set()
         return ws

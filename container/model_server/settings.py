@@ -51,18 +51,20 @@ class Settings:
         defaults = cls()
         return cls(
             host=env.get("HOST", defaults.host).strip() or defaults.host,
-            port=_read(env, "PORT", defaults.port, int, 1, 65535, "an integer from 1 to 65535"),
-            max_sessions=_read(env, "MAX_SESSIONS", defaults.max_sessions, int, 1, None, "an integer >= 1"),
-            max_message_bytes=_read(
+            port=read_number(env, "PORT", defaults.port, int, 1, 65535, "an integer from 1 to 65535"),
+            max_sessions=read_number(
+                env, "MAX_SESSIONS", defaults.max_sessions, int, 1, None, "an integer >= 1"
+            ),
+            max_message_bytes=read_number(
                 env, "MAX_MESSAGE_BYTES", defaults.max_message_bytes, int, 1, None, "an integer >= 1"
             ),
-            idle_timeout_seconds=_read(
+            idle_timeout_seconds=read_number(
                 env, "IDLE_TIMEOUT_SECONDS", defaults.idle_timeout_seconds, float, 0.001, None, "a number > 0"
             ),
-            drain_grace_seconds=_read(
+            drain_grace_seconds=read_number(
                 env, "DRAIN_GRACE_SECONDS", defaults.drain_grace_seconds, float, 0.0, None, "a number >= 0"
             ),
-            ping_interval_seconds=_read(
+            ping_interval_seconds=read_number(
                 env,
                 "PING_INTERVAL_SECONDS",
                 defaults.ping_interval_seconds,
@@ -71,7 +73,7 @@ class Settings:
                 None,
                 "a number >= 0 (0 turns pings off)",
             ),
-            close_timeout_seconds=_read(
+            close_timeout_seconds=read_number(
                 env,
                 "CLOSE_TIMEOUT_SECONDS",
                 defaults.close_timeout_seconds,
@@ -91,7 +93,7 @@ ROUTE_PATH = re.compile(r"^/[A-Za-z0-9\-._]+(?:/[A-Za-z0-9\-._]+)*$")  # what Mo
 IMPORT_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-def _read[N: (int, float)](
+def read_number[N: (int, float)](
     env: Mapping[str, str],
     name: str,
     default: N,
@@ -100,6 +102,11 @@ def _read[N: (int, float)](
     high: N | None,
     allowed: str,
 ) -> N:
+    """``env[name]`` as ``kind`` within ``low``..``high``; the default if unset or blank.
+
+    Raises ``SettingsError`` with the one line the entry point prints: the variable, its value and
+    ``allowed``. Models read their own variables with it too, so every bad value reads the same.
+    """
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default

@@ -9,6 +9,9 @@ Settings (environment variables, checked when the model is created):
   wait about 0.4 s each for one (at least one is always made: it proves the model loads before
   ``/ping`` says ready); finished sessions' decoders are reused, and up to
   ``max(4, TRANSCRIBE_WARM_DECODERS)`` idle ones (about 58 MB each) are kept.
+- ``TRANSCRIBE_MAX_SESSIONS`` (default 32): sessions this model serves at once; each holds a decoder
+  of about 58 MB, so this caps the model's memory (32 x 58 MB, about 1.9 GB) well below what the
+  server's ``MAX_SESSIONS`` alone allows. More are closed with 1013 (try again later).
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from model_server.models.transcribe.decoder import DecoderPool
 from model_server.models.transcribe.messages import MODEL_ARCH, MODEL_NAME, ModelInfo
 from model_server.models.transcribe.params import ListenParams, parse_listen_query
 from model_server.models.transcribe.session import DecodingRuntime, TranscribeSession
+from model_server.settings import read_number
 
 DEFAULT_IDLE_TIMEOUT_SECONDS = 10.0  # Deepgram's: "no audio data or KeepAlive within a 10-second window"
 DEFAULT_WARM_DECODERS = 2
+DEFAULT_MAX_SESSIONS = 32
 MIN_IDLE_DECODERS = 4
 
 
@@ -40,6 +45,9 @@ class TranscribeModel(Model):
             env, "TRANSCRIBE_IDLE_TIMEOUT_SECONDS", DEFAULT_IDLE_TIMEOUT_SECONDS
         )
         self._warm_decoders = _whole_number(env, "TRANSCRIBE_WARM_DECODERS", DEFAULT_WARM_DECODERS)
+        self.max_sessions = read_number(
+            env, "TRANSCRIBE_MAX_SESSIONS", DEFAULT_MAX_SESSIONS, int, 1, None, "an integer >= 1"
+        )
         pool = DecoderPool(max_idle=max(MIN_IDLE_DECODERS, self._warm_decoders))
         # One thread runs every decoder: they share one language model that is not safe to use from two
         # threads at once, and pocketsphinx holds the GIL while it decodes, so more threads would not
