@@ -10,7 +10,7 @@ import concurrent.futures
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -201,6 +201,28 @@ class BidiStream:
 
 
 _CRT_STREAM_COMPLETED = "AWS_ERROR_HTTP_STREAM_HAS_COMPLETED"
+
+
+async def send_while_receiving(
+    sending: Coroutine[None, None, None], receiving: Coroutine[None, None, None]
+) -> None:
+    """Run both until the receiving ends; a failed send ends it at once, with the send's own error
+    (rather than the receive waiting out its idle limit and reporting a timeout)."""
+    sender = asyncio.create_task(sending)
+    receiver = asyncio.create_task(receiving)
+    try:
+        pending: set[asyncio.Task[None]] = {sender, receiver}
+        while receiver in pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if sender in done and (error := sender.exception()) is not None:
+                raise error
+        receiver.result()
+    finally:
+        for task in (sender, receiver):
+            task.cancel()
+        for task in (sender, receiver):
+            with contextlib.suppress(BaseException):
+                await task
 
 
 def _is_crt_completion_noise(error: BaseException | None) -> bool:

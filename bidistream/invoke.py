@@ -9,7 +9,6 @@ shown as a transcript (see ``transcript``). Responses go to stdout, diagnostics 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -20,7 +19,7 @@ from typing import TextIO
 from aws_sdk_sagemaker_runtime_http2.models import ModelStreamError  # type: ignore[import-untyped]
 
 from bidistream.audio import CHUNK_SECONDS, AudioFileError, PcmAudio, paced, read_wav
-from bidistream.client import BidiStream, Part, StreamTarget, Timeouts, open_stream
+from bidistream.client import BidiStream, Part, StreamTarget, Timeouts, open_stream, send_while_receiving
 from bidistream.errors import ExitCode, describe
 from bidistream.transcript import TranscriptPrinter
 
@@ -64,13 +63,7 @@ async def run_invoke(
     printer = _ResponsePrinter(stdout, stderr, tty=tty, transcript=audio is not None)
     try:
         async with open_stream(target, timeouts) as stream:
-            sender = asyncio.create_task(_send(stream, source, audio, stdin))
-            try:
-                await _receive(stream, printer)
-            finally:
-                sender.cancel()
-                with contextlib.suppress(BaseException):
-                    await sender
+            await send_while_receiving(_send(stream, source, audio, stdin), _receive(stream, printer))
     except ModelStreamError as error:
         if error.error_code == NORMAL_CLOSURE:
             printer.finish()

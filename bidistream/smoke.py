@@ -27,7 +27,16 @@ from typing import Any, Final
 from aws_sdk_sagemaker_runtime_http2.models import ModelStreamError  # type: ignore[import-untyped]
 
 from bidistream.audio import CHUNK_SECONDS, paced, read_wav
-from bidistream.client import BINARY, UTF8, BidiStream, Part, StreamTarget, Timeouts, open_stream
+from bidistream.client import (
+    BINARY,
+    UTF8,
+    BidiStream,
+    Part,
+    StreamTarget,
+    Timeouts,
+    open_stream,
+    send_while_receiving,
+)
 from bidistream.errors import describe
 from bidistream.transcript import parse_results
 
@@ -159,15 +168,20 @@ async def _check_transcribe(stream: BidiStream) -> str:
     clip = read_wav(resources.files("bidistream.data").joinpath(SPEECH_CLIP).read_bytes())
     chunks = clip.chunks(CHUNK_SECONDS)
 
+    audio_sent = False
+
     async def send_audio() -> None:
+        nonlocal audio_sent
         async for chunk in paced(chunks, CHUNK_SECONDS, TRANSCRIBE_SPEED):
             await stream.send(Part.binary(chunk))
         await stream.send(Part.text(CLOSE_STREAM))
+        audio_sent = True
 
-    sender = asyncio.create_task(send_audio())
     transcripts: list[str] = []
     messages = 0
-    try:
+
+    async def receive_transcripts() -> None:
+        nonlocal messages
         while True:
             try:
                 message = await _whole_message(stream)
@@ -181,11 +195,11 @@ async def _check_transcribe(stream: BidiStream) -> str:
             result = parse_results(message.data) if message.data_type == UTF8 else None
             if result is not None and result.transcript.strip():
                 transcripts.append(result.transcript.strip())
-        if not sender.done():
-            raise _Mismatch("expected the model to keep the stream open until the audio was sent")
-        sender.result()
-    finally:
-        sender.cancel()
+
+    # A failed send ends the check at once with its own error, not an idle timeout on the receive.
+    await send_while_receiving(send_audio(), receive_transcripts())
+    if not audio_sent:
+        raise _Mismatch("expected the model to keep the stream open until the audio was sent")
     if not transcripts:
         raise _Mismatch(
             f"expected at least one Results message with a non-empty transcript for {clip.seconds:.1f}s "

@@ -194,3 +194,21 @@ def test_endpoint_refuses_keepalive_settings_that_cannot_work(
 
     assert result.returncode == 2, result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_failed_send_is_reported_as_itself_not_as_a_receive_timeout(
+    container_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
+    too_big = "a" * (16 * 1024 * 1024 + 1) + "\n"  # one event payload may carry at most 16 MiB
+    result = subprocess.run(
+        [sys.executable, "-m", "bidistream", "invoke", *endpoint_args(container_endpoint), "--timeout", "5"],
+        input=too_big,
+        cwd=REPO_ROOT,
+        env={"PATH": "/usr/bin:/bin", **credentials},
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+
+    assert_one_line_failure(result, ExitCode.FAILED, "Payload length of 16777217 exceeded")
