@@ -9,7 +9,7 @@ import sys
 from model_server.logs import configure_logging
 from model_server.routes import enabled_routes
 from model_server.server import serve
-from model_server.settings import Settings, SettingsError, python_log_level
+from model_server.settings import EXIT_BAD_SETTING, Settings, SettingsError, python_log_level
 
 USAGE = "usage: python -m model_server serve"
 EXIT_USAGE = 2
@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
         routes = enabled_routes(settings)
     except SettingsError as error:
         print(f"model_server: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_BAD_SETTING
     configure_logging(python_log_level(settings))
     return asyncio.run(serve(settings, routes))
 

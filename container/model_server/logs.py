@@ -12,8 +12,6 @@ from typing import Any
 #: Set ``extra={FIELDS: {...}}`` on a log call to add those keys to the JSON line.
 FIELDS = "fields"
 
-_STANDARD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
 
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line: time, level, logger, message, the record's fields, the error."""

@@ -12,6 +12,7 @@ import asyncio
 import enum
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -24,7 +25,7 @@ from model_server.model import CloseCode, InvocationError, Model, QueryError
 from model_server.query import parse_query
 from model_server.routes import DEFAULT_PATH, Route, create_model
 from model_server.session import WebSocketSession
-from model_server.settings import Settings
+from model_server.settings import EXIT_BAD_SETTING, Settings, SettingsError
 
 log = logging.getLogger("model_server.server")
 
@@ -283,14 +284,20 @@ async def serve(settings: Settings, routes: tuple[Route, ...]) -> int:
     loading = asyncio.create_task(server.load_models())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if loading.done() and loading.exception() is not None:
+    load_error = loading.exception() if loading.done() else None
+    if load_error is not None:
         server.mark_failed()
         log.error(
             "model failed to load; exiting",
-            exc_info=loading.exception(),
+            exc_info=load_error,
             extra={FIELDS: {"event": "load_failed"}},
         )
         exit_code = 1
+        if isinstance(load_error, SettingsError):
+            # A model's own variable (e.g. TRANSCRIBE_*) is bad: the same one line and exit code as a
+            # bad server variable, which the entry point reports before it listens.
+            print(f"model_server: {load_error}", file=sys.stderr)
+            exit_code = EXIT_BAD_SETTING
         stopping.cancel()
     else:
         await stopping

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 MIB = 1024 * 1024
+#: The exit code for a bad setting, the server's or a model's: the process could never have served.
+EXIT_BAD_SETTING = 2
 
 
 class SettingsError(ValueError):

@@ -58,11 +58,6 @@ class PcmInput:
         self._pending = buffer[whole:]
         return buffer[:whole]
 
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes held back until the next frame (half a sample, or an incomplete header)."""
-        return len(self._pending)
-
 
 def _wav_header_end(buffer: bytes) -> int | None:
     """The offset of the first audio byte after a complete, valid header; None if more is needed."""

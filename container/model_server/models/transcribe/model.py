@@ -41,10 +41,18 @@ class TranscribeModel(Model):
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         env = os.environ if env is None else env
-        self.idle_timeout = _positive_float(
-            env, "TRANSCRIBE_IDLE_TIMEOUT_SECONDS", DEFAULT_IDLE_TIMEOUT_SECONDS
+        self.idle_timeout = read_number(
+            env,
+            "TRANSCRIBE_IDLE_TIMEOUT_SECONDS",
+            DEFAULT_IDLE_TIMEOUT_SECONDS,
+            float,
+            0.001,
+            None,
+            "a number of seconds > 0",
         )
-        self._warm_decoders = _whole_number(env, "TRANSCRIBE_WARM_DECODERS", DEFAULT_WARM_DECODERS)
+        self._warm_decoders = read_number(
+            env, "TRANSCRIBE_WARM_DECODERS", DEFAULT_WARM_DECODERS, int, 0, None, "an integer >= 0"
+        )
         self.max_sessions = read_number(
             env, "TRANSCRIBE_MAX_SESSIONS", DEFAULT_MAX_SESSIONS, int, 1, None, "an integer >= 1"
         )
@@ -66,25 +74,3 @@ class TranscribeModel(Model):
         if not isinstance(params, ListenParams):
             raise TypeError(f"expected ListenParams from parse_query, got {type(params).__name__}")
         return TranscribeSession(session, params, self._runtime)
-
-
-def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name}={raw!r} is not valid: must be a number of seconds > 0")
-    return value
-
-
-def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise ValueError(f"{name}={raw!r} is not valid: must be a whole number >= 0")
-    return int(raw)

@@ -48,8 +48,6 @@ class ListenParams:
     punctuate: bool = False
     #: Milliseconds of non-speech that end an utterance; None: only Finalize and CloseStream do.
     endpointing_ms: int | None = DEFAULT_ENDPOINTING_MS
-    model: str = "pocketsphinx"
-    language: str = "en"
 
 
 def parse_listen_query(query: Mapping[str, str]) -> ListenParams:
@@ -89,8 +87,6 @@ def parse_listen_query(query: Mapping[str, str]) -> ListenParams:
         interim_results=_boolean(query, "interim_results", False),
         punctuate=_boolean(query, "punctuate", False),
         endpointing_ms=_endpointing(query.get("endpointing")),
-        model=model,
-        language=language,
     )
 
 

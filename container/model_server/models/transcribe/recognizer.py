@@ -81,7 +81,6 @@ class StreamRecognizer:
         self._samples_at_interim = 0
         self._last_interim = ""
         self._interim_sent = False
-        self._interim_sent = False
         # The first utterance's audio, kept for its second pass; None once that has run (or if disabled).
         self._first_utterance_audio: list[bytes] | None = [] if second_pass else None
         self._first_utterance_samples = 0
