@@ -43,10 +43,11 @@ class Settings:
         ``PORT`` and ``HOST`` place the listener; ``MAX_SESSIONS`` caps concurrent WebSocket sessions
         (more are closed with 1013); ``MAX_MESSAGE_BYTES`` caps one message, fragments included (1009);
         ``IDLE_TIMEOUT_SECONDS`` closes a session that sends nothing for that long (1008) unless its
-        model sets its own; ``DRAIN_GRACE_SECONDS`` is how long open sessions may finish after SIGTERM
-        before they get 1001; ``PING_INTERVAL_SECONDS`` is the server's keepalive ping on a quiet
-        session (0 turns it off); ``CLOSE_TIMEOUT_SECONDS`` bounds each closing handshake;
-        ``LOG_LEVEL`` is DEBUG, INFO, WARNING or ERROR; ``MODELS`` names the models to serve,
+        model sets its own, and aborts one whose client takes none of a message for that long;
+        ``DRAIN_GRACE_SECONDS`` is how long open sessions may finish after SIGTERM before they get
+        1001; ``PING_INTERVAL_SECONDS`` is the server's keepalive ping on a quiet session (0 turns it
+        off); ``CLOSE_TIMEOUT_SECONDS`` bounds each closing handshake (past it the connection is
+        aborted); ``LOG_LEVEL`` is DEBUG, INFO, WARNING or ERROR; ``MODELS`` names the models to serve,
         comma-separated (default: all); ``EXTRA_ROUTES`` mounts more models without code changes,
         as ``path=package.module:Class`` pairs, comma-separated.
         """
