@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
 import ssl
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,8 @@ def default_cert_dir() -> Path:
 def generate_certificates(cert_dir: Path, hostnames: tuple[str, ...] = ("localhost",)) -> CertificateFiles:
     """Create a fresh CA and a server certificate it signs, for ``hostnames`` and 127.0.0.1 / ::1."""
     cert_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not cert_dir.stat().st_mode & stat.S_ISVTX:  # never narrow a shared sticky dir such as /tmp
+        cert_dir.chmod(0o700)  # mkdir's mode does not apply to a directory that already existed
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bidistream local endpoint CA")])
@@ -113,7 +117,13 @@ def server_ssl_context(files: CertificateFiles) -> ssl.SSLContext:
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
     # Write then rename, so a client never reads half a certificate.
+    # The file is created with its final mode (a key is never readable by others, not even briefly),
+    # and O_EXCL refuses to follow a planted symlink; a temporary file left by a crash is removed.
     temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_bytes(data)
-    temporary.chmod(mode)
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
+    os.chmod(temporary, mode)  # the umask may have narrowed the mode os.open applied
     temporary.replace(path)
