@@ -27,6 +27,13 @@ def smoke(container_endpoint: RunningProcess, **options: object) -> SmokeReport:
     )
 
 
+def point_handler_at(endpoint: RunningProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ``lambda_handler`` against a local endpoint (the deployed Lambda leaves these unset)."""
+    monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
+    monkeypatch.setenv("SMOKE_ENDPOINT_URI", str(endpoint.extra["uri"]))
+    monkeypatch.setenv("SMOKE_CA_FILE", str(endpoint.extra["ca_file"]))
+
+
 def test_echo_smoke_passes_against_a_healthy_container(container_endpoint: RunningProcess) -> None:
     report = smoke(container_endpoint)
 
@@ -78,9 +85,7 @@ def test_transcribe_smoke_fails_against_a_model_that_only_echoes(peer_endpoint: 
 def test_lambda_handler_logs_one_json_line_and_returns_the_report(
     container_endpoint: RunningProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
-    monkeypatch.setenv("SMOKE_ENDPOINT_URI", str(container_endpoint.extra["uri"]))
-    monkeypatch.setenv("SMOKE_CA_FILE", str(container_endpoint.extra["ca_file"]))
+    point_handler_at(container_endpoint, monkeypatch)
     monkeypatch.setenv("SMOKE_BUDGET_SECONDS", "30")
 
     result = lambda_handler({}, None)
@@ -94,9 +99,7 @@ def test_lambda_handler_logs_one_json_line_and_returns_the_report(
 def test_lambda_handler_raises_so_the_deployment_fails(
     peer_endpoint: RunningProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
-    monkeypatch.setenv("SMOKE_ENDPOINT_URI", str(peer_endpoint.extra["uri"]))
-    monkeypatch.setenv("SMOKE_CA_FILE", str(peer_endpoint.extra["ca_file"]))
+    point_handler_at(peer_endpoint, monkeypatch)
     monkeypatch.setenv("INVOCATION_PATH", "garble")
 
     with pytest.raises(SmokeTestFailed):
@@ -112,9 +115,7 @@ def test_lambda_handler_skips_when_a_rollback_serves_another_config(
 ) -> None:
     # A rollback re-runs the previous check while the endpoint still serves the new (failing) config.
     # DescribeEndpoint is AWS's; it stands in here, the stream below is real and would fail.
-    monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
-    monkeypatch.setenv("SMOKE_ENDPOINT_URI", str(peer_endpoint.extra["uri"]))
-    monkeypatch.setenv("SMOKE_CA_FILE", str(peer_endpoint.extra["ca_file"]))
+    point_handler_at(peer_endpoint, monkeypatch)
     monkeypatch.setenv("INVOCATION_PATH", "garble")
     monkeypatch.setenv("EXPECTED_ENDPOINT_CONFIG", "ConfigOld")
     monkeypatch.setattr("bidistream.smoke.serving_endpoint_config", lambda name, region: "ConfigNew")
@@ -130,9 +131,7 @@ def test_lambda_handler_checks_when_the_endpoint_serves_its_config(
     peer_endpoint: RunningProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The twin: the config this check was made for is serving, so the (garbled) stream fails it.
-    monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
-    monkeypatch.setenv("SMOKE_ENDPOINT_URI", str(peer_endpoint.extra["uri"]))
-    monkeypatch.setenv("SMOKE_CA_FILE", str(peer_endpoint.extra["ca_file"]))
+    point_handler_at(peer_endpoint, monkeypatch)
     monkeypatch.setenv("INVOCATION_PATH", "garble")
     monkeypatch.setenv("EXPECTED_ENDPOINT_CONFIG", "ConfigNew")
     monkeypatch.setattr("bidistream.smoke.serving_endpoint_config", lambda name, region: "ConfigNew")
