@@ -114,6 +114,9 @@ def read_number[N: (int, float)](
     if raw is None or raw.strip() == "":
         return default
     try:
+        # int() and float() also take non-ASCII digits (Arabic-Indic, full-width); settings are ASCII.
+        if not raw.isascii():
+            raise ValueError(raw)
         value = kind(raw.strip())
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not valid: must be {allowed}") from None

@@ -38,6 +38,7 @@ def test_anything_but_serve_is_a_usage_error(args: list[str]) -> None:
     [
         ("MAX_SESSIONS", "lots", "an integer >= 1"),
         ("MAX_SESSIONS", "0", "an integer >= 1"),
+        ("MAX_SESSIONS", "\u0661\u0660", "an integer >= 1"),  # Arabic-Indic "10": int() would take it
         ("MAX_MESSAGE_BYTES", "1.5", "an integer >= 1"),
         ("IDLE_TIMEOUT_SECONDS", "-1", "a number > 0"),
         ("DRAIN_GRACE_SECONDS", "nan", "a number >= 0"),
