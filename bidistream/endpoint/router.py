@@ -162,13 +162,14 @@ async def _serve(
     request_id: str,
     outcome: _Outcome,
 ) -> None:
-    request = api.parse_request(method, path, headers)
+    # Authenticate first: an unsigned caller gets a 403, never a detailed 400 about its request.
     try:
         signed = await verify_request(
             method=method, path=path, headers=headers, credentials=settings.credentials
         )
     except SignatureError as error:
         raise api.access_denied(error.error_type, error.message) from None
+    request = api.parse_request(method, path, headers)
     try:
         socket = await ContainerSocket.connect(
             settings.model_url, request.container_resource, limit=settings.connect_timeout
@@ -259,16 +260,25 @@ async def _client_to_container(
     body: RequestBody, chain: EventSignatureChain, socket: ContainerSocket, outcome: _Outcome
 ) -> None:
     splitter = EventSplitter()
+    finished = False
     while True:
         chunk = await body.read()
         if not chunk:
             if splitter.pending:
                 raise BadEvent(f"the stream ended inside an event ({splitter.pending} bytes)")
+            if not finished:
+                # The SDK signs an empty frame on close; END_STREAM without it means a truncated stream.
+                raise SignatureError(
+                    "InvalidSignatureException", "the stream ended without its final signed empty frame"
+                )
             return
         for envelope in splitter.feed(chunk):
+            if finished:
+                raise SignatureError("InvalidSignatureException", "an event followed the final empty frame")
             inner = chain.unwrap(envelope)
             if not inner:
-                continue  # the signed empty frame: no more events; END_STREAM follows
+                finished = True  # the signed empty frame: no more events; END_STREAM follows
+                continue
             part = read_payload_part(decode_message(inner))
             await socket.send(part)
             outcome.parts_in += 1

@@ -105,6 +105,17 @@ async def verify_request(
         )
 
     signed_names = match["signed_headers"].split(";")
+    # Real SigV4 always signs host; an unsigned x-amz-*/x-amzn-* header (the invocation path, say)
+    # could be changed on the way without breaking the signature.
+    unsigned = [
+        name
+        for name in ["host", *sorted(headers)]
+        if (name == "host" or name.startswith(("x-amz-", "x-amzn-"))) and name not in signed_names
+    ]
+    if unsigned:
+        raise SignatureError(
+            "IncompleteSignatureException", f"header(s) not in SignedHeaders: {', '.join(unsigned)}"
+        )
     fields = Fields()
     for name in signed_names:
         value = headers.get(":authority") if name == "host" else headers.get(name)

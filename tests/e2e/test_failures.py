@@ -66,7 +66,7 @@ class SilentBody:
         pass
 
 
-def serve(headers: dict[str, str], body: object, model_url: str) -> RecordedResponse:
+def serve(headers: dict[str, str], body: object, model_url: str, path: str = PATH) -> RecordedResponse:
     response = RecordedResponse()
     settings = RouterSettings(
         model_url=model_url, credentials=CREDENTIALS, connect_timeout=5, close_timeout=1
@@ -76,7 +76,7 @@ def serve(headers: dict[str, str], body: object, model_url: str) -> RecordedResp
         await asyncio.wait_for(
             handle_stream(
                 method="POST",
-                path=PATH + "?",
+                path=path + "?",
                 headers=headers,
                 body=body,  # type: ignore[arg-type]
                 response=response,
