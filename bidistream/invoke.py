@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from aws_sdk_sagemaker_runtime_http2.models import ModelStreamError  # type: ignore[import-untyped]
 
@@ -64,6 +64,10 @@ async def run_invoke(
     try:
         async with open_stream(target, timeouts) as stream:
             await send_while_receiving(_send(stream, source, audio, stdin), _receive(stream, printer))
+    except StdinNotUtf8 as error:
+        printer.finish()
+        stderr.write(f"bidistream: {error}\n")
+        return ExitCode.USAGE
     except ModelStreamError as error:
         if error.error_code == NORMAL_CLOSURE:
             printer.finish()
@@ -108,19 +112,51 @@ async def _iterate(texts: Iterable[str]) -> AsyncIterator[str]:
         yield text
 
 
+class StdinNotUtf8(ValueError):
+    """Stdin holds bytes that are not UTF-8; ``offset`` is where the first bad one is (0-based)."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(f"stdin is not valid UTF-8 at byte {offset}")
+        self.offset = offset
+
+
+def _decoded_lines(stdin: TextIO) -> Iterator[str]:
+    """Stdin's lines without their line ends; raises ``StdinNotUtf8`` at the first undecodable byte."""
+    binary: BinaryIO | None = getattr(stdin, "buffer", None)
+    if binary is None:  # already text (a StringIO, say): nothing to decode
+        for line in stdin:
+            yield line.rstrip("\r\n")
+        return
+    offset = 0
+    for raw in binary:
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise StdinNotUtf8(offset + error.start) from None
+        offset += len(raw)
+        yield line.rstrip("\r\n")
+
+
 async def _stdin_lines(stdin: TextIO) -> AsyncIterator[str]:
     # A daemon thread reads stdin, so a blocked read on a terminal never holds up the exit.
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    queue: asyncio.Queue[str | StdinNotUtf8 | None] = asyncio.Queue()
 
     def pump() -> None:
-        for line in stdin:
-            loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\r\n"))
+        try:
+            for line in _decoded_lines(stdin):
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        except StdinNotUtf8 as error:
+            # Handed to the sender, which fails the stream at once (no waiting out the idle timeout).
+            loop.call_soon_threadsafe(queue.put_nowait, error)
+            return
         loop.call_soon_threadsafe(queue.put_nowait, None)
 
     threading.Thread(target=pump, name="stdin", daemon=True).start()
-    while (line := await queue.get()) is not None:
-        yield line
+    while (item := await queue.get()) is not None:
+        if isinstance(item, StdinNotUtf8):
+            raise item
+        yield item
 
 
 class _ResponsePrinter:

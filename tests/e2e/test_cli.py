@@ -52,6 +52,42 @@ def test_stdin_lines_are_sent_as_text_parts(
     assert (result.returncode, result.stdout) == (ExitCode.OK, "one\ntwo\n"), result.stderr
 
 
+def test_invalid_utf8_on_stdin_ends_at_once_with_a_usage_error(
+    container_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
+    # --timeout 30: without the fix the dead reader thread left invoke waiting that long, then exit 9.
+    result = subprocess.run(
+        [sys.executable, "-m", "bidistream", "invoke", *endpoint_args(container_endpoint), "--timeout", "30"],
+        input=b"one\nt\xffo\n",
+        cwd=REPO_ROOT,
+        env={"PATH": "/usr/bin:/bin", **credentials},
+        capture_output=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+    text = subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
+    )
+
+    assert_one_line_failure(text, ExitCode.USAGE, "stdin is not valid UTF-8 at byte 5")
+
+
+def test_valid_utf8_on_stdin_with_multibyte_characters_is_sent(
+    container_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bidistream", "invoke", *endpoint_args(container_endpoint), "--timeout", "30"],
+        input="one\nwörld\n".encode(),
+        cwd=REPO_ROOT,
+        env={"PATH": "/usr/bin:/bin", **credentials},
+        capture_output=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+
+    assert (result.returncode, result.stdout.decode()) == (ExitCode.OK, "one\nwörld\n"), result.stderr
+
+
 def test_container_close_exits_with_model_stream_error_and_its_code(
     peer_endpoint: RunningProcess, credentials: dict[str, str]
 ) -> None:
