@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Final
 
 from aws_sdk_sagemaker_runtime_http2.client import (  # type: ignore[import-untyped]
@@ -261,6 +262,14 @@ def silence_crt_completion_noise(loop: asyncio.AbstractEventLoop) -> None:
 
     on_unraisable.silences_crt_noise = True  # type: ignore[attr-defined]
     sys.unraisablehook = on_unraisable
+    # awscrt's C callbacks (a body chunk for a stream already given up) report through sys.excepthook.
+    previous_excepthook = sys.excepthook
+
+    def on_uncaught(kind: type[BaseException], value: BaseException, trace: TracebackType | None) -> None:
+        if not _is_crt_completion_noise(value):
+            previous_excepthook(kind, value, trace)
+
+    sys.excepthook = on_uncaught
 
 
 def make_transport(ca_file: str | None) -> AWSCRTHTTPClient:
