@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk.assertions import Template
 
+from stacks.alarms import EndpointAlarms
+from stacks.deployment_guardrails import DeploymentGuardrails, DeploymentSettings, build_deployment_guardrails
 from stacks.nag import add_security_checks
 
 ACCOUNT = "123456789012"
@@ -34,6 +37,27 @@ MULTI_GPU_GPUS = 4
 def bare_stack(app: cdk.App | None = None, stack_id: str = "Operations") -> cdk.Stack:
     """A stack with a fixed account and region, in a fresh app unless one is given."""
     return cdk.Stack(app or cdk.App(), stack_id, env=cdk.Environment(account=ACCOUNT, region=REGION))
+
+
+def guarded_endpoint(
+    stack: cdk.Stack, alarms: EndpointAlarms
+) -> tuple[sagemaker.CfnEndpoint, DeploymentGuardrails]:
+    """An endpoint whose default deployment config rolls back on ``alarms``, wired as the stack wires it."""
+    guardrails = build_deployment_guardrails(
+        stack,
+        settings=DeploymentSettings(),
+        rollback_alarm_names=alarms.rollback_alarm_names,
+        instance_count=2,
+    )
+    endpoint = sagemaker.CfnEndpoint(
+        stack,
+        "Endpoint",
+        endpoint_config_name="config",
+        endpoint_name=ENDPOINT_NAME,
+        deployment_config=guardrails.deployment_config,
+    )
+    endpoint.node.add_dependency(alarms)  # the alarms exist before the endpoint names them
+    return endpoint, guardrails
 
 
 def resources_of(template: Template, resource_type: str) -> dict[str, dict[str, Any]]:

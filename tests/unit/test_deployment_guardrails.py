@@ -22,6 +22,7 @@ from tests.unit.operations_support import (
     VARIANT_NAME,
     alarm_names,
     bare_stack,
+    guarded_endpoint,
     resources_of,
 )
 
@@ -57,20 +58,7 @@ def wired() -> tuple[Template, EndpointAlarms, cdk.Stack]:
         instance_type=MULTI_GPU_INSTANCE,
         settings=AlarmSettings(alarm_first_chunk_latency_threshold_ms=400.0),
     )
-    guardrails = build_deployment_guardrails(
-        stack,
-        settings=DeploymentSettings(),
-        rollback_alarm_names=alarms.rollback_alarm_names,
-        instance_count=2,
-    )
-    endpoint = sagemaker.CfnEndpoint(
-        stack,
-        "Endpoint",
-        endpoint_config_name="config",
-        endpoint_name=ENDPOINT_NAME,
-        deployment_config=guardrails.deployment_config,
-    )
-    endpoint.node.add_dependency(alarms)  # the alarms exist before the endpoint names them
+    _, guardrails = guarded_endpoint(stack, alarms)
     role = iam.Role(stack, "ExecutionRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
     role.add_to_policy(guardrails.describe_alarms_statement)
     return Template.from_stack(stack), alarms, stack

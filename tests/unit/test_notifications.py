@@ -12,13 +12,11 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 
 from stacks.alarms import AlarmSettings, EndpointAlarms
 from stacks.dashboard import EndpointDashboard
-from stacks.deployment_guardrails import DeploymentSettings, build_deployment_guardrails
 from stacks.notifications import AlarmNotifications
 from stacks.scaling import EndpointScaling, ScalingSettings
 from tests.unit.operations_support import (
@@ -28,6 +26,7 @@ from tests.unit.operations_support import (
     REGION,
     VARIANT_NAME,
     bare_stack,
+    guarded_endpoint,
     nag_violations,
     resources_of,
 )
@@ -164,20 +163,7 @@ def _all_operations_constructs(stack: cdk.Stack) -> None:
         instance_type=MULTI_GPU_INSTANCE,
         alarms=[*alarms.all_alarms, alarms.unhealthy],
     )
-    guardrails = build_deployment_guardrails(
-        stack,
-        settings=DeploymentSettings(),
-        rollback_alarm_names=alarms.rollback_alarm_names,
-        instance_count=2,
-    )
-    endpoint = sagemaker.CfnEndpoint(
-        stack,
-        "Endpoint",
-        endpoint_config_name="config",
-        endpoint_name=ENDPOINT_NAME,
-        deployment_config=guardrails.deployment_config,
-    )
-    endpoint.node.add_dependency(alarms)
+    endpoint, _ = guarded_endpoint(stack, alarms)
     EndpointScaling(
         stack,
         "Scaling",
