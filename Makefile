@@ -31,13 +31,21 @@ help:
 
 LAMBDA_WHEELS := .cache/lambda-wheels
 
-setup: $(VENV)/.installed node_modules/.installed $(LAMBDA_WHEELS)/.downloaded
+setup: $(VENV)/.installed node_modules/.installed $(LAMBDA_WHEELS)/.downloaded .venv-deepgram/.installed
 
 $(VENV)/.installed: requirements.txt requirements-client.txt requirements-dev.txt container/requirements.txt constraints.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.12 is required: install it (pyenv install 3.12) or pass PYTHON=/path/to/python3.12"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+# Deepgram's SDK and SageMaker transport pin an older aws-sdk-sagemaker-runtime-http2 than ours, so
+# the tests that run them (and check our messages against its typed models) get their own virtualenv.
+.venv-deepgram/.installed: clients/deepgram/requirements.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.12 is required: install it (pyenv install 3.12) or pass PYTHON=/path/to/python3.12"; exit 1; }
+	$(PYTHON) -m venv .venv-deepgram
+	.venv-deepgram/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r clients/deepgram/requirements.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -84,4 +92,4 @@ bench: setup
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-deepgram node_modules cdk.out .cache .pytest_cache .mypy_cache .ruff_cache
