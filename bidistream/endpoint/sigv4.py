@@ -1,7 +1,9 @@
 """Check SigV4 the way the runtime does: the request signature, then the chain of event signatures.
 
-The request signature is recomputed with the SDK's own signer (``aws_sdk_signers``) over the headers the
-client says it signed; each event's signature chains from the previous one (the request's first).
+The request signature is recomputed over exactly the headers the client lists in SignedHeaders
+(``:authority`` included when signed, as the JavaScript SDK does over HTTP/2), with the SDK signer's
+own canonical path, query and header rules (``aws_sdk_signers``); each event's signature chains from
+the previous one (the request's first).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_sdk_signers import URI, AsyncSigV4Signer, AWSCredentialIdentity, AWSRequest, Field, Fields
+from aws_sdk_signers import URI, AWSRequest, Fields, SigV4Signer
+from aws_sdk_signers.signers import EVENT_STREAM_HASH, SigV4SigningProperties
 from smithy_aws_event_stream.events import EventHeaderEncoder, EventMessage
 
 SERVICE = "sagemaker"
@@ -71,7 +74,7 @@ async def verify_request(
     credentials: Credentials,
     now: datetime.datetime | None = None,
 ) -> SignedRequest:
-    """Check the ``authorization`` header of a request (header names lower case; ``:authority`` as host)."""
+    """Check the ``authorization`` header of a request (header names lower case, pseudo-headers kept)."""
     authorization = headers.get("authorization")
     if authorization is None:
         raise SignatureError("MissingAuthenticationTokenException", "Missing Authentication Token")
@@ -105,47 +108,90 @@ async def verify_request(
         )
 
     signed_names = match["signed_headers"].split(";")
-    # Real SigV4 always signs host; an unsigned x-amz-*/x-amzn-* header (the invocation path, say)
-    # could be changed on the way without breaking the signature.
-    unsigned = [
-        name
-        for name in ["host", *sorted(headers)]
-        if (name == "host" or name.startswith(("x-amz-", "x-amzn-"))) and name not in signed_names
-    ]
-    if unsigned:
-        raise SignatureError(
-            "IncompleteSignatureException", f"header(s) not in SignedHeaders: {', '.join(unsigned)}"
-        )
-    fields = Fields()
-    for name in signed_names:
-        value = headers.get(":authority") if name == "host" else headers.get(name)
-        if value is None:
-            raise SignatureError("IncompleteSignatureException", f"signed header {name!r} is missing")
-        fields.set_field(Field(name=name, values=[value]))
+    _check_signed_headers(signed_names, headers)
     raw_path, _, query = path.partition("?")
-    request = AWSRequest(
-        destination=URI(host=headers.get(":authority", ""), path=raw_path, query=query or None),
-        method=method,
-        body=None,
-        fields=fields,
+    canonicalizer = _ExactHeadersCanonicalizer(signed_names, headers)
+    properties: SigV4SigningProperties = {"region": region, "service": SERVICE, "date": amz_date}
+    canonical = canonicalizer.canonical_request(
+        signing_properties=properties,
+        request=AWSRequest(
+            destination=URI(host=headers.get(":authority", ""), path=raw_path, query=query or None),
+            method=method,
+            body=None,
+            fields=Fields(),
+        ),
     )
-    identity = AWSCredentialIdentity(
-        access_key_id=credentials.access_key_id,
-        secret_access_key=credentials.secret_access_key,
-        session_token=credentials.session_token,
-    )
-    expected = await AsyncSigV4Signer().sign(
-        request=request,
-        identity=identity,
-        properties={"region": region, "service": SERVICE, "date": amz_date},
-    )
-    expected_match = _AUTHORIZATION.match(expected.fields["Authorization"].as_string())
-    if expected_match is None or not _same_text(expected_match["signature"], match["signature"]):
+    string_to_sign = canonicalizer.string_to_sign(canonical_request=canonical, signing_properties=properties)
+    key = _signing_key(credentials.secret_access_key, scope_date, region)
+    expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    if not _same_text(expected, match["signature"]):
         raise SignatureError(
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided.",
         )
     return SignedRequest(region=region, signature=match["signature"])
+
+
+# The request's authority: HTTP/1.1 signs ``host``; over HTTP/2 the CRT (Python SDK) signs ``host``
+# and sends ``:authority``, the JavaScript SDK signs ``:authority`` itself.
+_AUTHORITY_NAMES = frozenset({"host", ":authority"})
+
+
+def _check_signed_headers(signed_names: list[str], headers: Mapping[str, str]) -> None:
+    """The request's authority and every x-amz-*/x-amzn-* header it carries must be signed (else one
+    could be changed on the way, the invocation path say, without breaking the signature), and every
+    signed header must be there."""
+    signed = set(signed_names)
+    unsigned = [
+        name
+        for name in sorted(headers)
+        if (name == "host" or name.startswith(("x-amz-", "x-amzn-"))) and name not in signed
+    ]
+    if not signed & _AUTHORITY_NAMES:
+        unsigned = ["host (or :authority)", *(name for name in unsigned if name != "host")]
+    if unsigned:
+        raise SignatureError(
+            "IncompleteSignatureException", f"header(s) not in SignedHeaders: {', '.join(unsigned)}"
+        )
+    missing = [name for name in signed_names if _signed_value(name, headers) is None]
+    if missing:
+        raise SignatureError(
+            "IncompleteSignatureException", f"signed header(s) missing: {', '.join(missing)}"
+        )
+    if "x-amz-content-sha256" not in headers:
+        # An event stream's body cannot be hashed up front: its events are signed one by one.
+        raise SignatureError(
+            "IncompleteSignatureException",
+            f"x-amz-content-sha256 is missing (an event stream signs {EVENT_STREAM_HASH})",
+        )
+
+
+def _signed_value(name: str, headers: Mapping[str, str]) -> str | None:
+    if name == "host":
+        return headers.get("host", headers.get(":authority"))
+    return headers.get(name)
+
+
+class _ExactHeadersCanonicalizer(SigV4Signer):
+    """The SDK signer's canonical request, over exactly the headers the client listed.
+
+    The stock signer adds ``host`` when it is not among the fields and drops names it never signs;
+    a verifier must do neither: it checks what the client signed, nothing more and nothing less.
+    The payload hash is the signed ``x-amz-content-sha256`` (for an event stream
+    ``STREAMING-AWS4-HMAC-SHA256-EVENTS``), as both SDKs' signers use it.
+    """
+
+    def __init__(self, signed_names: list[str], headers: Mapping[str, str]) -> None:
+        self._fields = {name: _signed_value(name, headers) or "" for name in sorted(signed_names)}
+        self._payload_hash = headers.get("x-amz-content-sha256", "")
+
+    def _normalize_signing_fields(self, *, request: AWSRequest) -> dict[str, str]:
+        return self._fields
+
+    def _format_canonical_payload(
+        self, *, request: AWSRequest, signing_properties: SigV4SigningProperties
+    ) -> str:
+        return self._payload_hash
 
 
 class EventSignatureChain:

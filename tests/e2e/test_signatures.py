@@ -4,6 +4,9 @@ case has a twin with one thing changed that must be refused."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import hashlib
+import hmac
 
 import pytest
 from aws_sdk_signers import (
@@ -183,3 +186,102 @@ def test_api_patterns_accept_valid_and_refuse_invalid_parameters() -> None:
         with pytest.raises(ApiError) as refused:
             parse_request("POST", PATH, {**base, header: value})
         assert (refused.value.status, refused.value.error_type) == (400, "InputValidationError")
+
+
+def sign_over_http2_authority(
+    headers: dict[str, str], credentials: Credentials = CREDENTIALS, *, path: str = PATH
+) -> dict[str, str]:
+    """Sign ``headers`` as the JavaScript SDK does over HTTP/2: every header given, ``:authority``
+    included, no ``host``. Written from the SigV4 specification, independently of the verifier."""
+    amz_date = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    signed = {
+        **headers,
+        "x-amz-date": amz_date,
+        "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-EVENTS",
+    }
+    names = sorted(signed)
+    canonical = "\n".join(
+        [
+            "POST",
+            path,
+            "",
+            "".join(f"{name}:{' '.join(signed[name].split())}\n" for name in names),
+            ";".join(names),
+            signed["x-amz-content-sha256"],
+        ]
+    )
+    scope = f"{amz_date[:8]}/us-east-1/sagemaker/aws4_request"
+    string_to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = f"AWS4{credentials.secret_access_key}".encode()
+    for part in (amz_date[:8], "us-east-1", "sagemaker", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    authorization = (
+        f"AWS4-HMAC-SHA256 Credential={credentials.access_key_id}/{scope}, "
+        f"SignedHeaders={';'.join(names)}, Signature={signature}"
+    )
+    return {**signed, "authorization": authorization}
+
+
+JS_STYLE_HEADERS = {
+    ":authority": "127.0.0.1:8443",
+    "amz-sdk-invocation-id": "0f3c2a54-5b0e-4d6c-9d1a-1f2e3d4c5b6a",
+    "amz-sdk-request": "attempt=1; max=1",
+    "content-type": "application/vnd.amazon.eventstream",
+    "x-amz-user-agent": "aws-sdk-js/3.0.0",
+    "x-amzn-sagemaker-model-invocation-path": "v1/listen",
+    "x-amzn-sagemaker-model-query-string": "model=nova-3",
+}
+
+
+def test_request_signing_authority_instead_of_host_is_accepted() -> None:
+    headers = sign_over_http2_authority(JS_STYLE_HEADERS)
+    assert "host" not in headers and ";host;" not in headers["authorization"]
+
+    assert verify(headers).region == "us-east-1"
+
+
+@pytest.mark.parametrize(
+    ("change", "error_type"),
+    [
+        ({":authority": "127.0.0.1:9999"}, "InvalidSignatureException"),
+        ({"x-amzn-sagemaker-model-query-string": "model=other"}, "InvalidSignatureException"),
+        ({"host": "127.0.0.1:8443"}, "IncompleteSignatureException"),  # an unsigned host beside it
+        ({"x-amzn-sagemaker-target-variant": "Other"}, "IncompleteSignatureException"),
+        ({"amz-sdk-request": None}, "IncompleteSignatureException"),  # signed, then dropped
+    ],
+)
+def test_request_signing_authority_changed_after_signing_is_refused(
+    change: dict[str, str | None], error_type: str
+) -> None:
+    headers = sign_over_http2_authority(JS_STYLE_HEADERS)
+    for name, value in change.items():
+        if value is None:
+            headers.pop(name)
+        else:
+            headers[name] = value
+
+    with pytest.raises(SignatureError) as refused:
+        verify(headers)
+
+    assert refused.value.error_type == error_type
+
+
+def test_request_signing_authority_with_another_secret_is_refused() -> None:
+    headers = sign_over_http2_authority(JS_STYLE_HEADERS, Credentials(CREDENTIALS.access_key_id, "other"))
+
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(headers)
+
+
+def test_request_signing_neither_host_nor_authority_is_refused() -> None:
+    unsigned_authority = {name: value for name, value in JS_STYLE_HEADERS.items() if name != ":authority"}
+    headers = {**sign_over_http2_authority(unsigned_authority), ":authority": "127.0.0.1:8443"}
+
+    with pytest.raises(SignatureError) as refused:
+        verify(headers)
+
+    assert refused.value.error_type == "IncompleteSignatureException"
+    assert "host (or :authority)" in refused.value.message
