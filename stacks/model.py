@@ -22,6 +22,15 @@ from stacks import nag
 ENDPOINT_LOG_GROUP_PREFIX: Final = "/aws/sagemaker/Endpoints"
 # The namespace of the per-instance metrics (CPU, memory, GPU, disk) SageMaker publishes for an endpoint.
 ENDPOINT_METRICS_NAMESPACE: Final = "/aws/sagemaker/Endpoints"
+# CreateModel rejects an OCI image manifest ("Unsupported manifest media type
+# application/vnd.oci.image.manifest.v1+json"), which Docker's containerd image store produces by default.
+# Docker's image exporter takes "oci-mediatypes | true,false | ... Use OCI media types in exporter
+# manifests" (docs.docker.com/build/exporters/image-registry), so the asset always asks for Docker v2
+# schema 2 media types. The CDK CLI passes each entry as `docker build --output=...` and runs the build
+# with BUILDX_NO_DEFAULT_ATTESTATIONS=1 ("Docker Build adds provenance attestations by default that
+# confuse cdk-assets"), so no provenance attestation turns the push into an OCI image index either.
+# `--output` needs BuildKit (Docker 23+ builds with it by default).
+IMAGE_OUTPUTS: Final = ("type=image,oci-mediatypes=false",)
 # The interface a model container in a VPC needs: SageMaker creates and removes its ENIs.
 _ENI_DESCRIBE_ACTIONS: Final = (
     "ec2:DescribeDhcpOptions",
@@ -75,7 +84,11 @@ class StreamingModel(Construct):
             # The asset API has no labels option: the bidirectional-streaming capability label is a
             # LABEL line in container/Dockerfile (a container test reads it).
             self.image = ecr_assets.DockerImageAsset(
-                self, "Image", directory=str(image_directory), platform=ecr_assets.Platform.LINUX_AMD64
+                self,
+                "Image",
+                directory=str(image_directory),
+                platform=ecr_assets.Platform.LINUX_AMD64,
+                outputs=list(IMAGE_OUTPUTS),
             )
             self.image.repository.grant_pull(self.role)
             container = sagemaker.CfnModel.ContainerDefinitionProperty(
@@ -124,6 +137,11 @@ class StreamingModel(Construct):
             resource_name=f"{ENDPOINT_LOG_GROUP_PREFIX}/{endpoint_name}",
             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
         )
+        # The CloudWatch Logs access-control overview ("CloudWatch Logs resources and operations") lists
+        # both forms of a log group's ARN: "Both of the following are used" - without and with a
+        # trailing ":*", the latter "when specifying permissions in IAM policies for all other API
+        # actions". Grant both, plus the streams SageMaker creates in the group.
+        log_group_any_arn = f"{log_group_arn}:*"
         log_streams_arn = f"{log_group_arn}:log-stream:*"
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -134,7 +152,7 @@ class StreamingModel(Construct):
                     "logs:DescribeLogStreams",
                     "logs:PutLogEvents",
                 ],
-                resources=[log_group_arn, log_streams_arn],
+                resources=[log_group_arn, log_group_any_arn, log_streams_arn],
             )
         )
         nag.acknowledge(
@@ -142,6 +160,12 @@ class StreamingModel(Construct):
             nag.wildcard_resource_finding(self, log_streams_arn),
             "SageMaker names one log stream per instance at run time; the wildcard is limited to the "
             "streams of this endpoint's own log group.",
+        )
+        nag.acknowledge(
+            self.role,
+            nag.wildcard_resource_finding(self, log_group_any_arn),
+            "The ':*' form of this endpoint's own log group ARN, which the CloudWatch Logs authorization "
+            "reference uses for most log actions; it matches nothing outside that group.",
         )
 
     def _allow_endpoint_metrics(self) -> None:

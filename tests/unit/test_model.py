@@ -166,14 +166,21 @@ def test_image_pull_check_catches_a_missing_or_wildcard_pull_statement(byoc: Tem
         assert_image_pull_limited_to_the_asset_repository([*without_pull, wildcard])
 
 
-def test_logs_go_only_to_this_endpoints_log_group(byoc: Template) -> None:
-    statement = next(s for s in execution_role_statements(byoc) if s.get("Sid") == "EndpointLogs")
-    resources = [rendered(resource) for resource in statement["Resource"]]
-    assert len(resources) == 2
-    assert all(":log-group:/aws/sagemaker/Endpoints/bidistream" in resource for resource in resources)
-    assert any(
-        resource.endswith(':log-group:/aws/sagemaker/Endpoints/bidistream"]]}') for resource in resources
-    )
+def log_resource_suffixes(template: Template) -> list[str]:
+    """What follows the endpoint's log group name in each resource of the EndpointLogs statement."""
+    statement = next(s for s in execution_role_statements(template) if s.get("Sid") == "EndpointLogs")
+    group = ":log-group:/aws/sagemaker/Endpoints/bidistream"
+    suffixes = []
+    for resource in statement["Resource"]:
+        text = rendered(resource)
+        assert group in text, f"{text} is not this endpoint's log group"
+        suffixes.append(text.split(group, 1)[1].removesuffix('"]]}'))
+    return sorted(suffixes)
+
+
+def test_logs_go_only_to_this_endpoints_log_group_in_both_arn_forms(byoc: Template) -> None:
+    # The CloudWatch Logs authorization reference uses the log group ARN with and without ":*".
+    assert log_resource_suffixes(byoc) == ["", ":*", ":log-stream:*"]
 
 
 def test_metrics_only_under_the_endpoint_namespace(byoc: Template) -> None:

@@ -1,0 +1,75 @@
+"""The container image asset as the CDK CLI will build it: read from the cloud assembly's asset manifest.
+
+CreateModel rejects an OCI image manifest, so the build options in ``*.assets.json`` (what cdk-assets
+turns into ``docker build`` flags) must ask for Docker v2 schema 2 media types.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_ecr_assets as ecr_assets
+
+from stacks.endpoint_stack import CONTAINER_DIR
+from tests.unit.conftest import PACKAGE_ARN, build_stack
+
+
+def docker_image_sources(assembly_dir: Path) -> list[dict[str, Any]]:
+    """The ``source`` of every Docker image asset in every asset manifest of the assembly."""
+    sources = []
+    for manifest in sorted(assembly_dir.glob("*.assets.json")):
+        images = json.loads(manifest.read_text(encoding="utf-8")).get("dockerImages", {})
+        sources.extend(image["source"] for image in images.values())
+    return sources
+
+
+def oci_problems(source: dict[str, Any]) -> list[str]:
+    """Why an image built from ``source`` could be pushed with an OCI manifest CreateModel rejects."""
+    outputs = source.get("dockerOutputs", [])
+    image_outputs = [output for output in outputs if "type=image" in output.split(",")]
+    if len(image_outputs) != 1:
+        return [f"expected one type=image output, got {outputs}"]
+    options = dict(part.split("=", 1) for part in image_outputs[0].split(",") if "=" in part)
+    if options.get("oci-mediatypes") != "false":
+        return [f"{image_outputs[0]!r} does not set oci-mediatypes=false"]
+    return []
+
+
+@pytest.fixture(scope="module")
+def image_source() -> dict[str, Any]:
+    assembly = build_stack().node.root
+    assert isinstance(assembly, cdk.App)
+    (source,) = docker_image_sources(Path(assembly.synth().directory))
+    return source
+
+
+def test_image_asset_asks_for_docker_v2_schema_2_media_types(image_source: dict[str, Any]) -> None:
+    assert oci_problems(image_source) == []
+    assert image_source["dockerOutputs"] == ["type=image,oci-mediatypes=false"]
+
+
+def test_image_asset_is_built_for_x86_64_from_the_container_directory(image_source: dict[str, Any]) -> None:
+    assert image_source["platform"] == "linux/amd64"
+    assert image_source["directory"].startswith("asset.")
+
+
+def test_check_catches_an_asset_with_default_outputs(tmp_path: Path) -> None:
+    # The twin: a plain DockerImageAsset (what the stack had before) passes no outputs.
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "Plain", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    ecr_assets.DockerImageAsset(stack, "Image", directory=str(CONTAINER_DIR))
+    (source,) = docker_image_sources(Path(app.synth().directory))
+    assert oci_problems(source) == ["expected one type=image output, got []"]
+    assert oci_problems({"dockerOutputs": ["type=image,oci-mediatypes=true"]}) == [
+        "'type=image,oci-mediatypes=true' does not set oci-mediatypes=false"
+    ]
+
+
+def test_model_package_mode_has_no_image_to_build() -> None:
+    assembly = build_stack({"model_package_arn": PACKAGE_ARN}).node.root
+    assert isinstance(assembly, cdk.App)
+    assert docker_image_sources(Path(assembly.synth().directory)) == []
