@@ -7,12 +7,17 @@ this process pinned to another, over WebSocket on loopback. Prints one table:
   the next message when the previous echo arrived);
 * paced live-audio capacity: sessions of 640-byte binary frames at 50 frames/s (16 kHz 16-bit mono
   in 20 ms frames), the most sessions one server process sustains with p99 round trip < 100 ms and
-  no frame lost or reordered. The search is bounded (doubling, then bisection).
+  no frame lost or reordered. The search is bounded (doubling, then bisection);
+* the echo path's overhead over the library: the same paced load (100 sessions) against our server
+  (every feature on: limits, idle and send timeouts, accounting, the session log line) and against a
+  bare aiohttp WebSocket echo server on the same core, in alternating rounds of one run; server CPU
+  per echoed frame for each, and their ratio.
 
 The load generator's own CPU share is printed next to each figure: if it nears 100 %, the figure
 measures the generator, not the server.
 
-    .venv/bin/python bench/bench_server.py                 # start the server, run everything (~90 s)
+    .venv/bin/python bench/bench_server.py                 # start the server, run everything (~2 min)
+    .venv/bin/python bench/bench_server.py --only overhead # just ours vs bare aiohttp (~40 s)
     .venv/bin/python bench/bench_server.py --url ws://127.0.0.1:8080/invocations-bidirectional-stream
 """
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import struct
 import sys
 import time
@@ -30,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from aiohttp import WSMsgType, web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -43,6 +50,7 @@ P99_LIMIT_MS = 100.0
 HEADER = struct.Struct("!QQ")  # sequence number, send time in ns
 PHASES = 10  # send clocks per 20 ms interval
 LOSS_AFTER = 2.0  # seconds
+OVERHEAD_LIMIT = 1.25  # our server CPU per frame over the bare library's, at most
 
 Level = tuple[int, dict[str, float]]  # sessions, the paced run's figures
 
@@ -249,6 +257,66 @@ def start_server(cpu: str, env: dict[str, str]) -> RunningProcess:
     return server
 
 
+def bare_echo_application() -> web.Application:
+    """The floor: aiohttp's own WebSocket echo with its defaults, nothing of ours on the path."""
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type is WSMsgType.BINARY:
+                await ws.send_bytes(message.data)
+            elif message.type is WSMsgType.TEXT:
+                await ws.send_str(message.data)
+        return ws
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get(ECHO_PATH, echo)
+    app.router.add_get("/ping", ping)
+    return app
+
+
+def start_bare_server(cpu: str) -> RunningProcess:
+    port = free_port()
+    server = start_process(
+        ["taskset", "-c", cpu, sys.executable, __file__, "--serve-bare-echo", str(port)], port=port
+    )
+    wait_for_ping(server)
+    return server
+
+
+async def echo_overhead(
+    ours: tuple[str, CpuClock], bare: tuple[str, CpuClock], sessions: int, seconds: float, rounds: int
+) -> dict[str, list[float]]:
+    """Server CPU µs per echoed frame under the same paced load, alternating ours and bare each round."""
+    figures: dict[str, list[float]] = {"ours": [], "bare": []}
+    for _ in range(rounds):
+        for name, (url, clock) in (("ours", ours), ("bare", bare)):
+            result = await paced_audio(url, sessions, seconds, clock)
+            if result["lost"]:
+                raise RuntimeError(f"{name}: {result['lost']:.0f} frames lost at {sessions} sessions")
+            figures[name].append(result["server_us"])
+            print(
+                f"  {name}: {result['server_us']:6.1f} µs/frame, p99 {result['p99_ms']:6.1f} ms, "
+                f"server CPU {result['server_cpu']:.0%}",
+                flush=True,
+            )
+    return figures
+
+
+def print_overhead(figures: dict[str, list[float]], sessions: int) -> None:
+    ours, bare = statistics.median(figures["ours"]), statistics.median(figures["bare"])
+    ratios = [o / b for o, b in zip(figures["ours"], figures["bare"], strict=True)]
+    print(
+        f"echo overhead, paced audio 640 B x 50/s, {sessions} sessions (median of {len(ratios)} rounds): "
+        f"ours {ours:.1f} µs/frame, bare aiohttp {bare:.1f} µs/frame, ratio {ours / bare:.2f} "
+        f"(per round {', '.join(f'{r:.2f}' for r in ratios)}; limit {OVERHEAD_LIMIT:.2f})"
+    )
+
+
 def print_table(one: dict[str, float], many: dict[str, float], best: int, tried: list[Level]) -> None:
     header = ("benchmark", "result", "p50 ms", "p99 ms", "server CPU", "server µs/msg", "loadgen CPU")
     print(
@@ -284,37 +352,61 @@ def main() -> None:
     parser.add_argument("--server-pid", type=int, help="with --url: the server's pid, to report its CPU")
     parser.add_argument("--server-cpu", default="0", help="core for the server process (taskset -c)")
     parser.add_argument("--client-cpu", type=int, default=1, help="core for this load generator")
+    parser.add_argument("--only", choices=("capacity", "overhead"), help="run one part (default: both)")
     parser.add_argument("--echo-seconds", type=float, default=5.0)
     parser.add_argument("--paced-seconds", type=float, default=5.0, help="length of each capacity level")
     parser.add_argument("--paced-start", type=int, default=50, help="first level of the capacity search")
     parser.add_argument("--paced-ceiling", type=int, default=1600, help="highest level the search tries")
     parser.add_argument("--paced-steps", type=int, default=8, help="most levels the search tries")
+    parser.add_argument("--overhead-sessions", type=int, default=100)
+    parser.add_argument("--overhead-seconds", type=float, default=6.0, help="length of each overhead run")
+    parser.add_argument("--overhead-rounds", type=int, default=3, help="alternating runs of ours and bare")
+    parser.add_argument("--serve-bare-echo", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_bare_echo:
+        web.run_app(bare_echo_application(), host="127.0.0.1", port=args.serve_bare_echo, print=None)
+        return
 
     os.sched_setaffinity(0, {args.client_cpu})
     load_before = os.getloadavg()[0]
-    server: RunningProcess | None = None
+    servers: list[RunningProcess] = []
     if args.url:
         url, clock = args.url, CpuClock(args.server_pid) if args.server_pid else None
         print(f"server: {url}; load generator: core {args.client_cpu}")
     else:
         # The session limit must not cap the search.
-        server = start_server(args.server_cpu, {"MAX_SESSIONS": str(args.paced_ceiling + 64)})
-        url, clock = f"ws://127.0.0.1:{server.port}{ECHO_PATH}", CpuClock(server.process.pid)
+        servers.append(start_server(args.server_cpu, {"MAX_SESSIONS": str(args.paced_ceiling + 64)}))
+        url, clock = f"ws://127.0.0.1:{servers[0].port}{ECHO_PATH}", CpuClock(servers[0].process.pid)
         print(f"server: {url} on core {args.server_cpu}; load generator: core {args.client_cpu}")
+    overhead: dict[str, list[float]] | None = None
     try:
-        one = asyncio.run(echo_round_trips(url, 1, args.echo_seconds, clock))
-        many = asyncio.run(echo_round_trips(url, 64, args.echo_seconds, clock))
-        best, tried = asyncio.run(
-            capacity_search(
-                url, args.paced_seconds, args.paced_start, args.paced_ceiling, args.paced_steps, clock
+        if args.only != "capacity":
+            if clock is None:
+                parser.error("the overhead part needs the server's CPU: pass --server-pid with --url")
+            servers.append(start_bare_server(args.server_cpu))
+            bare = (f"ws://127.0.0.1:{servers[-1].port}{ECHO_PATH}", CpuClock(servers[-1].process.pid))
+            print(f"bare aiohttp echo server: {bare[0]} on core {args.server_cpu}")
+            overhead = asyncio.run(
+                echo_overhead(
+                    (url, clock), bare, args.overhead_sessions, args.overhead_seconds, args.overhead_rounds
+                )
             )
-        )
+        if args.only != "overhead":
+            one = asyncio.run(echo_round_trips(url, 1, args.echo_seconds, clock))
+            many = asyncio.run(echo_round_trips(url, 64, args.echo_seconds, clock))
+            best, tried = asyncio.run(
+                capacity_search(
+                    url, args.paced_seconds, args.paced_start, args.paced_ceiling, args.paced_steps, clock
+                )
+            )
     finally:
-        if server is not None:
+        for server in servers:
             server.stop()
     print()
-    print_table(one, many, best, tried)
+    if args.only != "overhead":
+        print_table(one, many, best, tried)
+    if overhead is not None:
+        print_overhead(overhead, args.overhead_sessions)
     # Other work on these cores shows as low CPU shares and high latencies: figures are then lower bounds.
     load_after = os.getloadavg()[0]
     print(f"1-minute load average: {load_before:.1f} before, {load_after:.1f} after ({os.cpu_count()} cores)")

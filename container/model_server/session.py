@@ -25,6 +25,8 @@ log = logging.getLogger("model_server.session")
 MAX_CLOSE_REASON_BYTES = 123
 #: RFC 6455 §7.1.5: the code to report when the connection ended without a Close frame.
 ABNORMAL_CLOSURE = 1006
+#: RFC 6455 §5.2: 2 bytes, 8 more for a 64-bit length, 4 for a mask (never sent by a server).
+MAX_FRAME_HEADER_BYTES = 14
 
 
 def close_reason_bytes(reason: str) -> bytes:
@@ -53,6 +55,11 @@ class WebSocketSession:
         # Kept to abort the connection when a write never completes: aiohttp's own close only closes the
         # transport, which waits for the unsent bytes a client that stopped reading will never take.
         self._transport = transport
+        # The largest frame payload a write can take without pushing an empty buffer past its
+        # high-water mark (which pauses the protocol and makes the send wait for the client).
+        self._unpaused_frame_bytes = (
+            transport.get_write_buffer_limits()[1] - MAX_FRAME_HEADER_BYTES if transport is not None else -1
+        )
         self._close_timeout = close_timeout
         self._session_id = uuid.uuid4().hex
         self._path = path
@@ -90,6 +97,19 @@ class WebSocketSession:
         if self._ws.closed:
             # After our Close frame nothing else may go out (RFC 6455 §5.5.1).
             raise ConnectionResetError(f"session {self._session_id} is closed")
+        transport = self._transport
+        if (
+            transport is not None
+            and len(data) <= self._unpaused_frame_bytes
+            and not transport.get_write_buffer_size()
+        ):
+            # Nothing is queued and the frame stays under the high-water mark, so the write cannot
+            # pause the protocol: aiohttp writes it to the transport and returns without waiting.
+            # Arming a deadline here was the largest per-frame cost the server added to the library.
+            await self._ws.send_frame(data, opcode)
+            self.messages_out += 1
+            self.bytes_out += len(data)
+            return
         # A client that stops reading fills its TCP window and the write never completes; pings cannot
         # help. Give up after the idle timeout: the session ends with an abort, no one else waits.
         try:
