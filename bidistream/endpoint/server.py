@@ -3,6 +3,18 @@
 ``h2`` does the HTTP/2 protocol; this module moves its bytes, keeps flow control honest in both
 directions (credit goes back only as the router consumes request data; response data waits for the
 client's window) and hands each request stream to ``router.handle_stream``.
+
+Two HTTP/2 details the service's clients depend on:
+
+* A client's graceful GOAWAY (NO_ERROR) ends nothing that is open (RFC 9113 §6.8): Node's HTTP/2
+  client, under the JavaScript SDK, sends one right after an event stream's response headers and
+  keeps streaming. Open streams run to their end, new ones are refused (REFUSED_STREAM), and the
+  connection closes once the last one has ended.
+* A response that ends before the request (the container closed first) is complete with its
+  END_STREAM; the endpoint then waits for the client's END_STREAM, up to ``close_timeout``, and only
+  then resets the stream with NO_ERROR (RFC 9113 §8.1). An immediate reset would complete the CRT
+  stream under the Python SDK while it still has its final signed frame to write, and
+  ``input_stream.close()`` would then wait forever for a writer that has stopped.
 """
 
 from __future__ import annotations
@@ -15,9 +27,11 @@ from collections.abc import Awaitable, Callable
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+from hyperframe.frame import Frame, GoAwayFrame
 
 from bidistream.endpoint.router import RouterSettings, StreamReset, handle_stream
 
@@ -33,6 +47,27 @@ CONNECTION_WINDOW = 16 * 1024 * 1024
 StreamHandler = Callable[..., Awaitable[None]]
 
 
+class _GracefulH2Connection(h2.connection.H2Connection):
+    """h2's connection, except that a graceful GOAWAY from the client leaves open streams running.
+
+    h2 4.4 moves its connection state machine to CLOSED on any GOAWAY it receives (and drops what it
+    had queued to send), after which it refuses the open streams' DATA with a ProtocolError
+    (python-hyper/h2 issue 1181). RFC 9113 §6.8 lets streams opened before a GOAWAY complete. For a
+    NO_ERROR GOAWAY this reports the ``ConnectionTerminated`` event and keeps the state machine
+    open; ``_Connection`` refuses new streams and closes when the open ones have ended. A GOAWAY
+    with an error code still closes at once.
+    """
+
+    def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Frame], list[h2.events.Event]]:
+        if frame.error_code != h2.errors.ErrorCodes.NO_ERROR:
+            return super()._receive_goaway_frame(frame)
+        event = h2.events.ConnectionTerminated()
+        event.error_code = h2.errors.ErrorCodes.NO_ERROR
+        event.last_stream_id = frame.last_stream_id
+        event.additional_data = frame.additional_data or None
+        return [], [event]
+
+
 class _Stream:
     """Both halves of one HTTP/2 stream, as the router sees them."""
 
@@ -43,6 +78,7 @@ class _Stream:
         self.ended_remotely = False
         self.ended_locally = False
         self.reset = False
+        self.finished_remotely = asyncio.Event()  # END_STREAM or RST_STREAM from the client
 
     # RequestBody
     async def read(self) -> bytes:
@@ -71,10 +107,12 @@ class _Stream:
 
     def remote_ended(self) -> None:
         self.ended_remotely = True
+        self.finished_remotely.set()
         self._chunks.put_nowait(b"")
 
     def remote_reset(self) -> None:
         self.reset = True
+        self.finished_remotely.set()
         self._chunks.put_nowait(StreamReset())
 
 
@@ -92,7 +130,7 @@ class _Connection:
         self._writer = writer
         self._handler = handler
         self._settings = settings
-        self._h2 = h2.connection.H2Connection(
+        self._h2 = _GracefulH2Connection(
             h2.config.H2Configuration(
                 client_side=False, header_encoding="utf-8", validate_inbound_headers=True
             )
@@ -101,6 +139,7 @@ class _Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._window_changed = asyncio.Condition()
         self._closed = False
+        self._draining = False  # the client sent a graceful GOAWAY: finish open streams, then close
 
     async def run(self) -> None:
         limits = {
@@ -142,6 +181,9 @@ class _Connection:
 
     async def _dispatch(self, event: h2.events.Event) -> None:
         match event:
+            case h2.events.RequestReceived(stream_id=stream_id) if stream_id is not None and self._draining:
+                logger.info("refused stream %d: the client sent GOAWAY before opening it", stream_id)
+                self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             case h2.events.RequestReceived(stream_id=stream_id, headers=headers) if stream_id is not None:
                 stream = _Stream(self, stream_id)
                 self._streams[stream_id] = stream
@@ -170,6 +212,11 @@ class _Connection:
             case h2.events.WindowUpdated() | h2.events.RemoteSettingsChanged():
                 async with self._window_changed:
                     self._window_changed.notify_all()
+            case h2.events.ConnectionTerminated(error_code=h2.errors.ErrorCodes.NO_ERROR):
+                logger.info("client sent GOAWAY; %d open stream(s) continue", len(self._streams))
+                self._draining = True
+                if not self._streams:
+                    self._closed = True
             case h2.events.ConnectionTerminated():
                 self._closed = True
 
@@ -185,7 +232,36 @@ class _Connection:
             )
         finally:
             await self.end_stream(stream)
+            await self._await_request_end(stream)
             self._streams.pop(stream.stream_id, None)
+            if self._draining and not self._streams:
+                await self._close_gracefully()
+
+    async def _await_request_end(self, stream: _Stream) -> None:
+        """After a complete response, let the client end its side (see the module docstring)."""
+        if self._closed or stream.finished_remotely.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stream.finished_remotely.wait(), self._settings.close_timeout)
+            return
+        if self._closed:
+            return
+        logger.info("stream %d: the client did not end its request; resetting (NO_ERROR)", stream.stream_id)
+        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            self._h2.reset_stream(stream.stream_id, h2.errors.ErrorCodes.NO_ERROR)
+        with contextlib.suppress(OSError):
+            await self._flush()
+
+    async def _close_gracefully(self) -> None:
+        """Every stream open at the client's GOAWAY has ended: answer with ours and close."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self._h2.close_connection()
+        with contextlib.suppress(OSError):
+            await self._flush()
+        self._writer.close()  # ends the read loop
 
     def acknowledge(self, stream_id: int, size: int) -> None:
         if self._closed or size <= 0:

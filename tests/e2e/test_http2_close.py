@@ -1,0 +1,348 @@
+"""How streams end on the local endpoint's HTTP/2 connections, on real connections to a real process.
+
+* A client's graceful GOAWAY after the response headers (what Node's HTTP/2 client under the
+  JavaScript SDK does) leaves the open stream running to its end (RFC 9113 §6.8); a stream opened
+  after it is refused; the endpoint closes the connection once the open stream has ended.
+* A container that closes after ``CloseStream`` while the client's input is still open: the
+  response ends, the endpoint waits for the client's END_STREAM, and the Python SDK over CRT ends
+  cleanly, session after session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import pytest
+from aws_sdk_sagemaker_runtime_http2.client import AsyncSageMakerRuntimeHTTP2Client
+from aws_sdk_sagemaker_runtime_http2.config import AsyncSageMakerRuntimeHTTP2Config
+from aws_sdk_sagemaker_runtime_http2.models import (
+    InvokeEndpointWithBidirectionalStreamInput,
+    ModelStreamError,
+    RequestPayloadPart,
+    RequestStreamEventPayloadPart,
+    ResponseStreamEventPayloadPart,
+)
+from aws_sdk_signers import AsyncEventSigner, AWSCredentialIdentity
+from hyperframe.frame import GoAwayFrame
+from smithy_aws_core.identity import AWSCredentialsIdentity
+from smithy_aws_core.identity.static import StaticCredentialsResolver
+from smithy_aws_event_stream.events import EventHeaderEncoder, EventMessage
+
+from bidistream.client import UTF8, Part, make_transport
+from bidistream.endpoint.eventstream import (
+    EventSplitter,
+    decode_message,
+    payload_part_event,
+    read_payload_part,
+)
+from bidistream.endpoint.router import RouterSettings
+from bidistream.endpoint.server import LocalEndpoint
+from bidistream.endpoint.sigv4 import Credentials
+from bidistream.endpoint.tls import generate_certificates, server_ssl_context
+from tests.e2e.conftest import ENDPOINT_NAME, REGION
+from tests.e2e.test_signatures import PATH, signed_headers
+from tests.support.processes import RunningProcess
+
+WAIT = 10.0  # seconds: the bound on every read of these tests
+
+
+@dataclass
+class Http2Client:
+    """A bare HTTP/2 client over TLS (h2 + ssl): frames go out exactly when the test says."""
+
+    sock: ssl.SSLSocket
+    conn: h2.connection.H2Connection
+    bodies: dict[int, bytearray] = field(default_factory=dict)
+    statuses: dict[int, str] = field(default_factory=dict)
+    ended: set[int] = field(default_factory=set)
+    resets: dict[int, int] = field(default_factory=dict)
+    goaway: h2.events.ConnectionTerminated | None = None
+    eof: bool = False
+
+    @classmethod
+    def connect(cls, endpoint: RunningProcess) -> Http2Client:
+        context = ssl.create_default_context(cafile=str(endpoint.extra["ca_file"]))
+        context.set_alpn_protocols(["h2"])
+        raw = socket.create_connection(("127.0.0.1", endpoint.port), timeout=WAIT)
+        sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+        )
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        return cls(sock, conn)
+
+    def request(self, headers: dict[str, str]) -> int:
+        stream_id = self.conn.get_next_available_stream_id()
+        pseudo = [(":method", "POST"), (":scheme", "https"), (":path", PATH + "?")]
+        ordered = sorted(headers.items(), key=lambda item: not item[0].startswith(":"))  # pseudo first
+        self.conn.send_headers(stream_id, pseudo + ordered)
+        self.sock.sendall(self.conn.data_to_send())
+        self.bodies[stream_id] = bytearray()
+        return stream_id
+
+    def send(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
+        self.conn.send_data(stream_id, data, end_stream=end_stream)
+        self.sock.sendall(self.conn.data_to_send())
+
+    def send_goaway(self, error_code: h2.errors.ErrorCodes = h2.errors.ErrorCodes.NO_ERROR) -> None:
+        # Written by hand: h2's own close_connection() would close this client's state machine too.
+        self.sock.sendall(GoAwayFrame(0, last_stream_id=0, error_code=error_code).serialize())
+
+    def parts(self, stream_id: int) -> list[Part]:
+        return [read_payload_part(message) for message in EventSplitter().feed(bytes(self.bodies[stream_id]))]
+
+    def read_until(self, condition: object, what: str) -> None:
+        deadline = time.monotonic() + WAIT
+        while not condition():  # type: ignore[operator]
+            if self.eof or time.monotonic() > deadline:
+                pytest.fail(f"no {what} within {WAIT:g}s (eof={self.eof}); got {self!r}")
+            try:
+                data = self.sock.recv(65536)
+            except (TimeoutError, ssl.SSLError, OSError):
+                data = b""
+            if not data:
+                self.eof = True
+                continue
+            for event in self.conn.receive_data(data):
+                self._on_event(event)
+            if (pending := self.conn.data_to_send()) and not self.eof:
+                self.sock.sendall(pending)
+
+    def _on_event(self, event: h2.events.Event) -> None:
+        match event:
+            case h2.events.ResponseReceived(stream_id=stream_id, headers=headers):
+                self.statuses[stream_id or 0] = dict(headers or [])[":status"]
+            case h2.events.DataReceived(stream_id=stream_id, data=data, flow_controlled_length=length):
+                self.bodies[stream_id or 0] += data or b""
+                self.conn.acknowledge_received_data(length or 0, stream_id or 0)
+            case h2.events.StreamEnded(stream_id=stream_id):
+                self.ended.add(stream_id or 0)
+            case h2.events.StreamReset(stream_id=stream_id, error_code=code):
+                self.resets[stream_id or 0] = int(code or 0)
+            case h2.events.ConnectionTerminated():
+                self.goaway = event
+
+    def __repr__(self) -> str:
+        return (
+            f"Http2Client(statuses={self.statuses}, ended={self.ended}, resets={self.resets}, "
+            f"goaway={self.goaway}, bodies={ {sid: len(body) for sid, body in self.bodies.items()} })"
+        )
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def identity(credentials: dict[str, str]) -> AWSCredentialIdentity:
+    return AWSCredentialIdentity(
+        access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+class EventFrames:
+    """Event frames signed as the SDK signs them, chained from the request's signature."""
+
+    def __init__(self, headers: dict[str, str], credentials: dict[str, str]) -> None:
+        seed = headers["authorization"].rsplit("Signature=", 1)[1]
+        self._signer = AsyncEventSigner(initial_signature=seed.encode(), event_encoder_cls=EventHeaderEncoder)
+        self._identity = identity(credentials)
+        self._properties = {"region": REGION, "service": "sagemaker"}
+
+    def part(self, part: Part) -> bytes:
+        event = decode_message(payload_part_event(part))
+        signed = asyncio.run(
+            self._signer.sign(event=event, identity=self._identity, properties=self._properties)
+        )  # type: ignore[arg-type]
+        return signed.encode()
+
+    def final(self) -> bytes:
+        signed = asyncio.run(
+            self._signer.sign_empty(
+                event=EventMessage(), identity=self._identity, properties=self._properties
+            )  # type: ignore[arg-type]
+        )
+        return signed.encode()
+
+
+def signed_request(credentials: dict[str, str]) -> tuple[dict[str, str], EventFrames]:
+    key = Credentials(credentials["AWS_ACCESS_KEY_ID"], credentials["AWS_SECRET_ACCESS_KEY"])
+    headers = asyncio.run(signed_headers(key))  # ":authority" 127.0.0.1:8443, signed as host
+    return headers, EventFrames(headers, credentials)
+
+
+def test_a_client_goaway_after_the_headers_leaves_the_open_stream_running(
+    peer_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
+    client = Http2Client.connect(peer_endpoint)
+    try:
+        headers, frames = signed_request(credentials)
+        stream = client.request(headers)
+        client.send(stream, frames.part(Part.text("before")))
+        client.read_until(lambda: len(client.parts(stream)) >= 1, "echo of the first part")
+
+        client.send_goaway()
+        client.send(stream, frames.part(Part.binary(b"after the goaway")))
+        client.read_until(lambda: len(client.parts(stream)) >= 2, "echo of a part sent after GOAWAY")
+        refused = client.request(signed_request(credentials)[0])
+        client.read_until(lambda: refused in client.resets, "the new stream's reset")
+        client.send(stream, frames.final(), end_stream=True)
+        client.read_until(
+            lambda: stream in client.ended and client.eof, "the end of the stream and connection"
+        )
+    finally:
+        client.close()
+
+    assert client.statuses[stream] == "200"
+    assert [(part.data, part.data_type) for part in client.parts(stream)] == [
+        (b"before", UTF8),
+        (b"after the goaway", "BINARY"),
+    ]
+    assert client.resets == {refused: h2.errors.ErrorCodes.REFUSED_STREAM}
+    assert client.goaway is not None and client.goaway.error_code == h2.errors.ErrorCodes.NO_ERROR
+    assert "client sent GOAWAY; 1 open stream(s) continue" in peer_endpoint.output()
+
+
+def test_a_client_goaway_with_an_error_code_still_ends_the_connection_at_once(
+    peer_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
+    client = Http2Client.connect(peer_endpoint)
+    try:
+        headers, frames = signed_request(credentials)
+        stream = client.request(headers)
+        client.send(stream, frames.part(Part.text("before")))
+        client.read_until(lambda: len(client.parts(stream)) >= 1, "echo of the first part")
+
+        client.send_goaway(h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        client.read_until(lambda: client.eof, "the connection to close")
+    finally:
+        client.close()
+
+    assert len(client.parts(stream)) == 1
+    assert stream not in client.ended
+
+
+SESSIONS = 100
+CLOSE_STREAM = b'{"type":"CloseStream"}'
+
+
+async def close_after_close_stream(client: AsyncSageMakerRuntimeHTTP2Client) -> list[str]:
+    """One session as Pipecat's STT ends one: CloseStream, read until the container's close, then
+    close the input. Returns what the client saw; every wait is bounded."""
+    stream = await asyncio.wait_for(
+        client.invoke_endpoint_with_bidirectional_stream(
+            InvokeEndpointWithBidirectionalStreamInput(endpoint_name=ENDPOINT_NAME)
+        ),
+        WAIT,
+    )
+    _, receiver = await asyncio.wait_for(stream.await_output(), WAIT)
+    part = RequestPayloadPart(bytes_=CLOSE_STREAM, data_type=UTF8)
+    await asyncio.wait_for(stream.input_stream.send(RequestStreamEventPayloadPart(value=part)), WAIT)
+    seen = []
+    while True:
+        try:
+            event = await asyncio.wait_for(receiver.receive(), WAIT)
+        except ModelStreamError as error:
+            seen.append(f"ModelStreamError {error.error_code}")
+            break
+        if event is None:
+            seen.append("end")
+            break
+        assert isinstance(event, ResponseStreamEventPayloadPart)
+        seen.append(f"part {event.value.bytes_!r}")
+    await asyncio.wait_for(stream.input_stream.close(), WAIT)  # the call that used to hang
+    return seen
+
+
+def run_sessions(
+    uri: str, ca_file: str, credentials: dict[str, str], count: int
+) -> tuple[list[list[str]], list[str]]:
+    """``count`` sessions in a row on one SDK client; returns what each saw and any error the CRT
+    reported on the side (a failed body write surfaces only as an unretrieved task exception)."""
+    crt_errors: list[str] = []
+
+    async def run() -> list[list[str]]:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: crt_errors.append(str(context.get("exception"))))
+        config = await AsyncSageMakerRuntimeHTTP2Config.resolve(
+            region=REGION,
+            endpoint_uri=uri,
+            transport=make_transport(ca_file),
+            aws_credentials_identity_resolver=StaticCredentialsResolver(
+                AWSCredentialsIdentity(
+                    access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+                    secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+                )
+            ),
+        )
+        client = AsyncSageMakerRuntimeHTTP2Client(config=config)
+        try:
+            return [await close_after_close_stream(client) for _ in range(count)]
+        finally:
+            await client.close()
+
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: crt_errors.append(str(unraisable.exc_value))
+    try:
+        return asyncio.run(run()), crt_errors
+    finally:
+        sys.unraisablehook = previous_hook
+
+
+EXPECTED_SESSION = [f"part {CLOSE_STREAM!r}", "ModelStreamError 1000"]
+
+
+def test_python_sdk_ends_cleanly_when_the_container_closes_after_close_stream(
+    peer_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
+    uri, ca_file = str(peer_endpoint.extra["uri"]), str(peer_endpoint.extra["ca_file"])
+
+    sessions, crt_errors = run_sessions(uri, ca_file, credentials, SESSIONS)
+
+    assert [index for index, seen in enumerate(sessions) if seen != EXPECTED_SESSION] == [], sessions
+    assert crt_errors == []
+    assert "did not end its request" not in peer_endpoint.output()
+
+
+@pytest.fixture
+def resetting_endpoint(peer: RunningProcess, credentials: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """An in-process endpoint that resets a stream right after its response ends (close_timeout 0)."""
+    files = generate_certificates(tmp_path)
+    settings = RouterSettings(
+        model_url=peer.base_url,
+        credentials=Credentials(credentials["AWS_ACCESS_KEY_ID"], credentials["AWS_SECRET_ACCESS_KEY"]),
+        close_timeout=0.0,
+    )
+    loop = asyncio.new_event_loop()
+    endpoint = LocalEndpoint(settings, server_ssl_context(files), port=0)
+    port = loop.run_until_complete(endpoint.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(endpoint.close(), loop).result(WAIT)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(WAIT)
+        loop.close()
+
+
+def test_twin_a_reset_right_after_the_response_breaks_the_python_sdk_body_writer(
+    resetting_endpoint: str, credentials: dict[str, str], tmp_path: Path
+) -> None:
+    sessions, crt_errors = run_sessions(resetting_endpoint, str(tmp_path / "ca.pem"), credentials, 5)
+
+    assert all(seen == EXPECTED_SESSION for seen in sessions), sessions
+    assert any("AWS_ERROR_HTTP_STREAM_HAS_COMPLETED" in error for error in crt_errors), crt_errors
