@@ -31,7 +31,8 @@ help:
 
 LAMBDA_WHEELS := .cache/lambda-wheels
 
-setup: $(VENV)/.installed node_modules/.installed $(LAMBDA_WHEELS)/.downloaded .venv-deepgram/.installed
+setup: $(VENV)/.installed node_modules/.installed $(LAMBDA_WHEELS)/.downloaded .venv-deepgram/.installed \
+	.venv-pipecat/.installed
 
 $(VENV)/.installed: requirements.txt requirements-client.txt requirements-dev.txt container/requirements.txt constraints.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.12 is required: install it (pyenv install 3.12) or pass PYTHON=/path/to/python3.12"; exit 1; }
@@ -46,6 +47,15 @@ $(VENV)/.installed: requirements.txt requirements-client.txt requirements-dev.tx
 	@test -n "$(PYTHON)" || { echo "Python 3.12 is required: install it (pyenv install 3.12) or pass PYTHON=/path/to/python3.12"; exit 1; }
 	$(PYTHON) -m venv .venv-deepgram
 	.venv-deepgram/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r clients/deepgram/requirements.txt
+	@touch $@
+
+# Pipecat (pipecat-ai[sagemaker,deepgram]) pins an even older aws-sdk-sagemaker-runtime-http2 (< 0.10):
+# a third virtualenv, for the tests that run its Deepgram-on-SageMaker services (tests/clients).
+.venv-pipecat/.installed: clients/pipecat/requirements.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.12 is required: install it (pyenv install 3.12) or pass PYTHON=/path/to/python3.12"; exit 1; }
+	$(PYTHON) -m venv .venv-pipecat
+	.venv-pipecat/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r clients/pipecat/requirements.txt
+	.venv-pipecat/bin/python -m pip check --disable-pip-version-check
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
