@@ -9,6 +9,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
@@ -55,9 +56,33 @@ DEFAULT_IDLE_TIMEOUT: Final = 30.0
 CLOSE_TIMEOUT: Final = 5.0
 
 
+# (partition, region pattern, DNS suffix) as in the AWS SDKs' partitions.json (botocore 1.44.8,
+# botocore/data/partitions.json: "regionRegex" and "outputs.dnsSuffix"). China's regions are under
+# amazonaws.com.cn, not amazonaws.com. A region no pattern matches is resolved in the aws partition,
+# as the SDKs do.
+PARTITIONS: Final = (
+    ("aws", re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)\-\w+\-\d+$"), "amazonaws.com"),
+    ("aws-cn", re.compile(r"^cn\-\w+\-\d+$"), "amazonaws.com.cn"),
+    ("aws-eusc", re.compile(r"^eusc\-(de)\-\w+\-\d+$"), "amazonaws.eu"),
+    ("aws-iso", re.compile(r"^us\-iso\-\w+\-\d+$"), "c2s.ic.gov"),
+    ("aws-iso-b", re.compile(r"^us\-isob\-\w+\-\d+$"), "sc2s.sgov.gov"),
+    ("aws-iso-e", re.compile(r"^eu\-isoe\-\w+\-\d+$"), "cloud.adc-e.uk"),
+    ("aws-iso-f", re.compile(r"^us\-isof\-\w+\-\d+$"), "csp.hci.ic.gov"),
+    ("aws-us-gov", re.compile(r"^us\-gov\-\w+\-\d+$"), "amazonaws.com"),
+)
+
+
+def dns_suffix(region: str) -> str:
+    """The DNS suffix of the partition ``region`` is in (``amazonaws.com.cn`` for cn-north-1)."""
+    for _partition, pattern, suffix in PARTITIONS:
+        if pattern.match(region):
+            return suffix
+    return PARTITIONS[0][2]
+
+
 def default_endpoint_uri(region: str) -> str:
     """The runtime's bidirectional-streaming endpoint; the SDK's own default lacks the :8443 port."""
-    return f"https://runtime.sagemaker.{region}.amazonaws.com:8443"
+    return f"https://runtime.sagemaker.{region}.{dns_suffix(region)}:8443"
 
 
 @dataclass(frozen=True)

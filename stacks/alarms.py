@@ -422,9 +422,10 @@ class EndpointAlarms(Construct):
                 datapoints_to_alarm=1,
                 # SageMaker publishes no Invocations data point when nothing arrives: missing is zero.
                 treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+                # The partition's DNS suffix (amazonaws.com.cn in China), as the client builds the address.
                 description=f"Not one invocation in {minutes} minutes. First: can clients reach "
-                "runtime.sagemaker.<region>.amazonaws.com:8443 (DNS, VPC endpoint, IAM), and did a client "
-                "deployment change the endpoint name?",
+                f"runtime.sagemaker.<region>.{cdk.Stack.of(self).url_suffix}:8443 (DNS, VPC endpoint, IAM), "
+                "and did a client deployment change the endpoint name?",
             )
         )
 
