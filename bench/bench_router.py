@@ -1,16 +1,19 @@
 """Benchmark the local endpoint's own overhead: round-trip latency through it vs straight to the container.
 
 Starts the model container (echo model) pinned to one core and ``bidistream endpoint`` in front of it
-pinned to the other; this process (the clients) shares the endpoint's core. In the same run, in
-alternating blocks so drift hits both equally, it measures the round trip of one small UTF8 message:
+pinned to the other; the clients share the endpoint's core. In the same run, in alternating blocks so
+drift hits every path equally, it measures the round trip of one small UTF8 message:
 
 * direct: a WebSocket client to the container (what the sidecar does);
-* via the endpoint: the real SDK (CRT HTTP/2 + event stream + SigV4 event signing) to the local
-  endpoint, which forwards it over its own WebSocket to the same container.
+* Python SDK: aws-sdk-sagemaker-runtime-http2 over CRT (HTTP/2 + event stream + SigV4 event signing)
+  to the local endpoint, which forwards it over its own WebSocket to the same container;
+* JavaScript SDK: the same through the AWS SDK for JavaScript v3's NodeHttp2Handler and event signer
+  (``tests/e2e/js/bidi_client.js`` under ``node``, one process per block, timed inside it).
 
-The difference is what the endpoint adds *plus* the SDK client's own cost per message (event signing
-and encoding, the CRT thread hop), i.e. what a client of this emulator pays over a raw WebSocket.
-It also reports one large-part round trip (3 MiB binary) through the endpoint.
+Each SDK's difference to direct is what the endpoint adds *plus* that SDK client's own cost per
+message (event signing and encoding; for Python the CRT thread hop), i.e. what a client of this
+emulator pays over a raw WebSocket. It also reports one large-part round trip (3 MiB binary) through
+the endpoint with the Python SDK.
 
     .venv/bin/python bench/bench_router.py [--rounds 10 --per-round 100 --size 64]
 """
@@ -19,9 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import json
 import os
 import secrets
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +51,7 @@ from tests.support.processes import (
 
 ECHO_PATH = "/invocations-bidirectional-stream"
 LARGE_PART = 3 * 1024 * 1024
+JS_CLIENT = REPO_ROOT / "tests" / "e2e" / "js" / "bidi_client.js"
 
 
 def start_container(cpu: str) -> RunningProcess:
@@ -108,6 +116,39 @@ async def large_round_trip(target: StreamTarget) -> float:
     return elapsed
 
 
+def js_round_trips(
+    target: StreamTarget, credentials: dict[str, str], message: str, count: int
+) -> list[float]:
+    """``count`` round trips on one stream of the JavaScript SDK client, each part sent once the
+    previous echo arrived; times taken inside node (startup excluded)."""
+    data = base64.b64encode(message.encode()).decode()
+    script = {
+        "endpoint": target.uri,
+        "region": target.region,
+        "endpointName": target.endpoint_name,
+        "parts": [{"data": data, "dataType": "UTF8", "afterResponses": index} for index in range(count)],
+        "endInputAfter": count,
+    }
+    node = shutil.which("node")
+    assert node is not None, "node (v20) must be on PATH"
+    completed = subprocess.run(
+        [node, str(JS_CLIENT)],
+        input=json.dumps(script),
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, **credentials, "NODE_EXTRA_CA_CERTS": str(target.ca_file)},
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(completed.stdout.splitlines()[-1])
+    marks = list(zip(result["timeline"], result["times"], strict=True))
+    sent = [time for what, time in marks if what == "part sent"]
+    received = [time for what, time in marks if what == "part received"]
+    assert len(sent) == len(received) == count, result.get("failure") or result.get("streamError")
+    return [(done - started) / 1000 for started, done in zip(sent, received, strict=True)]
+
+
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -141,17 +182,22 @@ def main() -> None:
         )
         direct_url = f"ws://127.0.0.1:{container.port}{ECHO_PATH}"
 
-        async def measure() -> tuple[list[float], list[float], float]:
-            await direct_round_trips(direct_url, message, 20)  # warm-up both paths
+        async def measure() -> tuple[list[float], list[float], list[float], float]:
+            await direct_round_trips(direct_url, message, 20)  # warm-up every path
             await endpoint_round_trips(target, message, 20)
+            await asyncio.to_thread(js_round_trips, target, credentials, message, 20)
             direct: list[float] = []
-            via_endpoint: list[float] = []
+            python_sdk: list[float] = []
+            js_sdk: list[float] = []
             for _ in range(args.rounds):
                 direct += await direct_round_trips(direct_url, message, args.per_round)
-                via_endpoint += await endpoint_round_trips(target, message, args.per_round)
-            return direct, via_endpoint, await large_round_trip(target)
+                python_sdk += await endpoint_round_trips(target, message, args.per_round)
+                js_sdk += await asyncio.to_thread(
+                    js_round_trips, target, credentials, message, args.per_round
+                )
+            return direct, python_sdk, js_sdk, await large_round_trip(target)
 
-        direct, via_endpoint, large = asyncio.run(measure())
+        direct, python_sdk, js_sdk, large = asyncio.run(measure())
     finally:
         endpoint.stop()
         container.stop()
@@ -162,17 +208,23 @@ def main() -> None:
     print(f"  container on CPU {args.container_cpu}; endpoint and clients on CPU {args.endpoint_cpu}")
     # Other work on the machine shows up in p99 first; say how busy it was.
     print(f"  load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    rows = [("direct WebSocket -> container", direct), ("SDK -> local endpoint -> container", via_endpoint)]
+    rows = [
+        ("direct WebSocket -> container", direct),
+        ("Python SDK (CRT) -> endpoint -> container", python_sdk),
+        ("JS SDK (Node HTTP/2) -> endpoint -> container", js_sdk),
+    ]
     for name, samples in rows:
         print(
-            f"  {name:36} p50 {1000 * statistics.median(samples):7.3f} ms"
+            f"  {name:46} p50 {1000 * statistics.median(samples):7.3f} ms"
             f"   p99 {1000 * percentile(samples, 0.99):7.3f} ms"
             f"   mean {1000 * statistics.fmean(samples):7.3f} ms"
         )
-    p50 = statistics.median(via_endpoint) - statistics.median(direct)
-    p99 = percentile(via_endpoint, 0.99) - percentile(direct, 0.99)
-    print(f"  {'added by endpoint + SDK client':36} p50 {1000 * p50:+7.3f} ms   p99 {1000 * p99:+7.3f} ms")
-    print(f"  3 MiB binary part round trip through the endpoint: {1000 * large:.0f} ms")
+    for name, samples in rows[1:]:
+        p50 = statistics.median(samples) - statistics.median(direct)
+        p99 = percentile(samples, 0.99) - percentile(direct, 0.99)
+        added = f"added: endpoint + {name.split(' ->')[0]}"
+        print(f"  {added:46} p50 {1000 * p50:+7.3f} ms   p99 {1000 * p99:+7.3f} ms")
+    print(f"  3 MiB binary part round trip through the endpoint (Python SDK): {1000 * large:.0f} ms")
 
 
 if __name__ == "__main__":

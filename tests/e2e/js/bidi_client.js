@@ -16,7 +16,8 @@
 //                         or null to end it only once the response has ended}
 // Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, as the SDK's default chain reads
 // them; the local CA from NODE_EXTRA_CA_CERTS. Prints one JSON object: the exact request sent, the
-// response, every event received and a timeline (including when the handler closed its session).
+// response, every event received and a timeline with times (including when the handler closed its
+// session). bench/bench_router.py times round trips with it.
 "use strict";
 
 const crypto = require("node:crypto");
@@ -35,7 +36,11 @@ const USER_AGENT = `aws-sdk-js/${SDK_VERSION} ua/2.1 os/${process.platform} lang
 
 const INPUT_END_WAIT_MS = 5000;
 const timeline = [];
-const mark = (what) => timeline.push(what);
+const times = []; // ms (performance.now()) of each timeline entry, for the benchmark
+const mark = (what) => {
+  timeline.push(what);
+  times.push(performance.now());
+};
 
 // Watch (never change) what NodeHttp2Handler does with its session: it closes it gracefully (GOAWAY)
 // right after an event stream's response headers and keeps using the open stream.
@@ -189,7 +194,7 @@ async function main() {
     utf8Decoder: fromUtf8,
     credentials,
   });
-  const result = { request: sent, timeline, events: [] };
+  const result = { request: sent, timeline, times, events: [] };
   try {
     const { response } = await payloadHandler.handle((args) => handler.handle(args.request), { request, input: {} });
     mark("response headers");
