@@ -37,9 +37,13 @@ def region() -> str:
     return os.environ["AWS_REGION"]
 
 
+STARTED = time.monotonic()
+
+
 def emit(event: str, **fields: Any) -> None:
-    """One JSON line on stdout; the test reads these after the driver exits."""
-    print(json.dumps({"event": event, **fields}, default=str), flush=True)
+    """One JSON line on stdout, with the seconds since the driver started; the test reads them at exit."""
+    line = {"event": event, "t": round(time.monotonic() - STARTED, 3), **fields}
+    print(json.dumps(line, default=str), flush=True)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ def test_default_settings_transcribe_a_live_stream_without_error_frames(listen_s
     heard = " ".join(line["text"] for line in finals)
     assert word_error_rate([(REFERENCE, heard)]) <= MAX_WORD_ERROR_RATE, (heard, run.explain())
     assert all(line["result"]["is_final"] for line in finals), run.explain()
-    assert run.of("done") == [{"event": "done", "errors": 0}], run.explain()
+    assert [line["errors"] for line in run.of("done")] == [0], run.explain()
 
 
 def test_a_setting_the_model_cannot_honour_reaches_the_pipeline_as_an_error_frame(
