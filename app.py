@@ -21,18 +21,19 @@ def main() -> int:
     app = cdk.App()
     try:
         settings = Settings.from_context(app.node.get_all_context())
+        # Some settings can only be checked against the target account and region (a model package's).
+        EndpointStack(
+            app,
+            settings.stack_name,
+            settings=settings,
+            description="SageMaker AI endpoint with bidirectional streaming (bidistream)",
+            env=cdk.Environment(
+                account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
+            ),
+        )
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    EndpointStack(
-        app,
-        settings.stack_name,
-        settings=settings,
-        description="SageMaker AI endpoint with bidirectional streaming (bidistream)",
-        env=cdk.Environment(
-            account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
-        ),
-    )
     add_security_checks(app)
     app.synth()
     return 0

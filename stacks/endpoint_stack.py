@@ -66,16 +66,22 @@ class EndpointStack(cdk.Stack):
             settings=settings.alarms,
             email_addresses=settings.alarm_email_addresses,
         )
-        guardrails = build_deployment_guardrails(
-            self,
-            settings=settings.deployment,
-            rollback_alarm_names=self.monitoring.rollback_alarm_names,
-            instance_count=settings.instance_count,
-            scaling_bounds=(
-                (settings.scaling.scaling_min_instances, settings.scaling.scaling_max_instances)
-                if settings.scaling_enabled
-                else None
-            ),
+        # SageMaker applies no deployment guardrails to Marketplace containers (deployment-guardrails
+        # "Exclusions"): a package's endpoint gets no deployment config, which is that same fallback.
+        guardrails = (
+            None
+            if settings.uses_model_package
+            else build_deployment_guardrails(
+                self,
+                settings=settings.deployment,
+                rollback_alarm_names=self.monitoring.rollback_alarm_names,
+                instance_count=settings.instance_count,
+                scaling_bounds=(
+                    (settings.scaling.scaling_min_instances, settings.scaling.scaling_max_instances)
+                    if settings.scaling_enabled
+                    else None
+                ),
+            )
         )
         self.endpoint = StreamingEndpoint(
             self,
@@ -90,13 +96,14 @@ class EndpointStack(cdk.Stack):
             model_data_download_timeout_seconds=settings.model_data_download_timeout_seconds,
             inference_ami_version=settings.inference_ami_version,
             kms_key_arn=settings.kms_key_arn,
-            deployment_config=guardrails.deployment_config,
+            deployment_config=None if guardrails is None else guardrails.deployment_config,
             retain_variant_properties=settings.scaling_enabled,
         )
         # The rollback alarms must exist before the endpoint (and any update of it) names them.
         self.endpoint.endpoint.node.add_dependency(self.monitoring.alarms)
-        # SageMaker reads the rollback alarms with the execution role during an update: those alarms only.
-        self.model.role.add_to_principal_policy(guardrails.describe_alarms_statement)
+        if guardrails is not None:
+            # SageMaker reads the rollback alarms with the execution role during an update: those only.
+            self.model.role.add_to_principal_policy(guardrails.describe_alarms_statement)
         if settings.kms_key_arn is not None:
             # CreateEndpointConfig's KmsKeyId docs require the key policy to allow the principal that calls
             # CreateEndpoint/UpdateEndpoint, which here is CloudFormation's execution role from the CDK

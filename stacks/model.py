@@ -17,6 +17,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks import nag
+from stacks.settings import SettingsError
 
 # SageMaker writes an endpoint's container logs to this log group (one stream per instance).
 ENDPOINT_LOG_GROUP_PREFIX: Final = "/aws/sagemaker/Endpoints"
@@ -95,6 +96,7 @@ class StreamingModel(Construct):
                 image=self.image.image_uri, mode="SingleModel"
             )
         else:
+            self._require_package_region(stack, model_package_arn)
             container = sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=model_package_arn)
 
         vpc_config = None
@@ -129,6 +131,38 @@ class StreamingModel(Construct):
             "These actions support no resource-level permissions, so IAM requires '*': "
             + "; ".join(unscoped),
         )
+
+    def _require_package_region(self, stack: cdk.Stack, model_package_arn: str) -> None:
+        """A model package lives in one region: CreateModel elsewhere fails mid-deploy, so refuse it first.
+
+        "A model package is specific to the region in which you create it" (SageMaker developer guide,
+        "Create a Model Package Resource"); a Marketplace listing publishes one package ARN per region.
+
+        With a known region the check is at synth; an environment-agnostic stack gets a template rule,
+        which CloudFormation evaluates "before creating or updating any resources" (template Rules syntax).
+        """
+        package_region = model_package_arn.split(":")[3]
+        if cdk.Token.is_unresolved(stack.region):
+            cdk.CfnRule(
+                self,
+                "ModelPackageRegion",
+                assertions=[
+                    cdk.CfnRuleAssertion(
+                        assert_=cdk.Fn.condition_equals(cdk.Aws.REGION, package_region),
+                        assert_description=(
+                            f"model_package_arn is in {package_region}: deploy this stack to "
+                            f"{package_region}, or use the listing's package ARN for this region"
+                        ),
+                    )
+                ],
+            )
+        elif stack.region != package_region:
+            raise SettingsError(
+                f"setting 'model_package_arn' = {model_package_arn!r} is not allowed in region "
+                f"{stack.region}: a model package exists only in its own region ({package_region}); "
+                f"expected a package ARN in {stack.region} (arn:<partition>:sagemaker:{stack.region}:...), "
+                f"or deploy to {package_region}"
+            )
 
     def _allow_endpoint_logs(self, stack: cdk.Stack, endpoint_name: str) -> None:
         log_group_arn = stack.format_arn(

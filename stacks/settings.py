@@ -404,14 +404,8 @@ def _check_cross_setting_rules(settings: Settings) -> None:
             f"setting 'alarm_email_addresses' = {list(settings.alarm_email_addresses)!r} is not allowed: "
             "expected each address once"
         )
-    if settings.uses_model_package and settings.deployment.stepped is not None:
-        raise SettingsError(
-            f"setting 'deployment_strategy' = {settings.deployment.deployment_strategy!r} with "
-            f"deployment_traffic_shifting {settings.deployment.deployment_traffic_shifting!r} is not allowed "
-            "with model_package_arn: SageMaker does not apply deployment guardrails to Marketplace "
-            "containers (it falls back to blue/green, all at once, no baking); expected blue_green with "
-            "ALL_AT_ONCE"
-        )
+    if settings.uses_model_package:
+        _check_package_deployment(settings.deployment)
     if settings.scaling_enabled:
         _check_scaling(settings)
     try:
@@ -423,6 +417,24 @@ def _check_cross_setting_rules(settings: Settings) -> None:
             )
     except ValueError as error:
         raise _as_settings_error(error) from None
+
+
+def _check_package_deployment(deployment: DeploymentSettings) -> None:
+    # Deployment-guardrails "Exclusions": with "Marketplace containers" you "cannot use deployment
+    # guardrails on your endpoint, and your endpoint will fall back to using a blue/green deployment with
+    # all at once traffic shifting and no final baking period". The stack therefore sends no deployment
+    # config for a package (that fallback is also SageMaker's default), and a deployment_* setting that
+    # would silently not apply is refused.
+    defaults = DeploymentSettings()
+    for item in fields(DeploymentSettings):
+        value, default = getattr(deployment, item.name), getattr(defaults, item.name)
+        if value != default:
+            raise SettingsError(
+                f"setting '{item.name}' = {value!r} is not allowed with model_package_arn: SageMaker applies "
+                "no deployment guardrails to Marketplace containers (an update falls back to blue/green, "
+                "all at once, no baking, no auto-rollback alarms), so the stack sends no deployment config "
+                f"for a package; expected the default ({default!r})"
+            )
 
 
 def _check_inference_ami(ami: str, instance_type: str) -> None:
@@ -528,7 +540,8 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "scaling_scale_in_cooldown_seconds": "Wait after a scale-in before another, s (1800 = the longest "
     "stream)",
     "deployment_strategy": "Endpoint updates: `blue_green` (new fleet, then shift) or `rolling` (batches); "
-    "a model package gets blue_green, all at once only (no guardrails for Marketplace containers)",
+    "a model package takes no deployment_* setting: SageMaker applies no guardrails to Marketplace "
+    "containers, so the stack sends no deployment config (blue/green, all at once, no baking)",
     "deployment_traffic_shifting": "Blue/green: `ALL_AT_ONCE`, `CANARY` or `LINEAR`",
     "deployment_step_unit": "Unit of the step size: `CAPACITY_PERCENT` or `INSTANCE_COUNT`",
     "deployment_step_size": "Canary size, linear step or rolling batch; empty for ALL_AT_ONCE, required "

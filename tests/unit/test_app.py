@@ -12,7 +12,9 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_app(context: dict[str, Any], outdir: Path) -> subprocess.CompletedProcess[str]:
+def run_app(
+    context: dict[str, Any], outdir: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``python app.py`` with the context the CLI would pass, and no AWS credentials or account at all."""
     cdk_json_context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     env = {
@@ -22,6 +24,7 @@ def run_app(context: dict[str, Any], outdir: Path) -> subprocess.CompletedProces
         "AWS_EC2_METADATA_DISABLED": "true",
         "CDK_OUTDIR": str(outdir),
         "CDK_CONTEXT_JSON": json.dumps({**cdk_json_context, "aws:cdk:bundling-stacks": [], **context}),
+        **(extra_env or {}),
     }
     return subprocess.run(
         [sys.executable, "app.py"],
