@@ -21,7 +21,13 @@ from bidistream.client import Part
 from bidistream.endpoint.eventstream import decode_message, payload_part_event
 from bidistream.endpoint.sigv4 import SignedRequest
 from tests.e2e.test_failures import CREDENTIALS, RecordedResponse, serve
-from tests.e2e.test_signatures import PATH, signed_headers, verify
+from tests.e2e.test_signatures import (
+    JS_STYLE_HEADERS,
+    PATH,
+    sign_over_http2_authority,
+    signed_headers,
+    verify,
+)
 from tests.support.processes import RunningProcess
 
 BAD_PATH = "/endpoints/not_a_valid_name!/invocations-bidirectional-stream"
@@ -163,3 +169,23 @@ def test_a_stream_ending_with_the_final_signed_frame_ends_cleanly(peer: RunningP
 
     assert response.status() == "200"
     assert error_codes(response) == []
+
+
+def test_a_request_signing_authority_instead_of_host_is_served(peer: RunningProcess) -> None:
+    headers = sign_over_http2_authority(JS_STYLE_HEADERS)
+    assert ":authority;" in headers["authorization"] and ";host;" not in headers["authorization"]
+
+    response = serve(headers, ScriptedBody([]), peer.base_url)
+
+    assert response.status() == "200"
+
+
+def test_a_request_signing_neither_authority_nor_host_is_refused_with_403(peer: RunningProcess) -> None:
+    unsigned = {name: value for name, value in JS_STYLE_HEADERS.items() if name != ":authority"}
+    headers = {**sign_over_http2_authority(unsigned), ":authority": JS_STYLE_HEADERS[":authority"]}
+
+    response = serve(headers, ScriptedBody([]), peer.base_url)
+
+    assert response.status() == "403"
+    assert dict(response.headers or [])["x-amzn-errortype"] == "IncompleteSignatureException"
+    assert b"host (or :authority)" in response.data
