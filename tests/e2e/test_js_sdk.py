@@ -159,7 +159,8 @@ def test_v1_listen_returns_a_transcript(
     container_endpoint: RunningProcess, credentials: dict[str, str], tmp_path: Path
 ) -> None:
     # As the blog's client: the audio in 512,000-byte BINARY parts unpaced, then CloseStream as UTF8;
-    # the input stays open until the model has closed the stream.
+    # the input stays open until the model has closed the stream (the end of stream that hung the
+    # Python SDK; NodeHttp2Handler destroys its session once the response has ended).
     with wave.open(str(REPO_ROOT / "bidistream" / "data" / "speech-sample.wav"), "rb") as clip:
         pcm = clip.readframes(clip.getnframes())
     audio = tmp_path / "speech.pcm"
