@@ -9,8 +9,16 @@ shell as ``bidistream smoke``. Modes:
   ``{"type":"CloseStream"}``; at least one ``Results`` message must carry a non-empty transcript.
   Works for Deepgram Nova-3 (Marketplace) and for the container's own ``v1/listen`` model.
 
-Stdlib and SDK only: the Lambda bundle holds the SDK, awscrt and this package, nothing else. (The
-Lambda also reads which endpoint config is serving with boto3, which every Lambda Python runtime has.)
+Transient failures (503, 500, ``InternalStreamFailure``, a refused or reset connection) are retried
+with backoff within the budget: right after an endpoint turns InService the router may still refuse
+streams for a moment. Definite failures (424 from the container, a wrong echo, no transcript, access
+denied) fail at once.
+
+Two Lambda entry points run the check: ``lambda_handler`` (the post-deploy CDK trigger) and
+``canary_handler`` (the scheduled streaming canary, which publishes the outcome as CloudWatch metrics in
+the embedded metric format). Stdlib and SDK only: the Lambda bundle holds the SDK, awscrt and this
+package, nothing else. (The trigger also calls the SageMaker and CloudFormation control planes with
+boto3, which every Lambda Python runtime has.)
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any, Final
@@ -37,15 +46,35 @@ from bidistream.client import (
     open_stream,
     send_while_receiving,
 )
-from bidistream.errors import describe
+from bidistream.errors import ExitCode, describe
 from bidistream.transcript import parse_results
 
-MODES: Final = ("echo", "transcribe")
 TRANSCRIBE_PATH: Final = "v1/listen"
 TRANSCRIBE_QUERY: Final = "model=nova-3&encoding=linear16&sample_rate=16000"
 TRANSCRIBE_SPEED: Final = 2.0  # times real time: quick, and both models keep up with it
 CLOSE_STREAM: Final = '{"type":"CloseStream"}'
 SPEECH_CLIP: Final = "speech-sample.wav"
+# Failures worth another attempt: the service or its router not ready yet, or the connection refused.
+TRANSIENT: Final = frozenset(
+    {ExitCode.SERVICE_UNAVAILABLE, ExitCode.INTERNAL_STREAM_FAILURE, ExitCode.CANNOT_CONNECT}
+)
+FIRST_BACKOFF_SECONDS: Final = 1.0
+MAX_BACKOFF_SECONDS: Final = 8.0
+# The control-plane calls of the trigger (DescribeEndpoint, DescribeStacks), each bounded; the
+# Lambda's timeout adds CONTROL_PLANE_SECONDS to the smoke budget (stacks/smoke_test/infrastructure.py).
+CONTROL_PLANE_CONNECT_SECONDS: Final = 5
+CONTROL_PLANE_READ_SECONDS: Final = 10
+CONTROL_PLANE_ATTEMPTS: Final = 2
+CONTROL_PLANE_SECONDS: Final = (
+    2 * CONTROL_PLANE_ATTEMPTS * (CONTROL_PLANE_CONNECT_SECONDS + CONTROL_PLANE_READ_SECONDS)
+)
+# The only stack status in which the trigger skips: CloudFormation re-runs the previous check while the
+# endpoint still serves the config being rolled back.
+ROLLBACK_STATUS: Final = "UPDATE_ROLLBACK_IN_PROGRESS"
+# The streaming canary's metrics (embedded metric format, one data point per run).
+CANARY_NAMESPACE: Final = "BidiStream/Canary"
+CANARY_SUCCESS_METRIC: Final = "StreamSuccess"
+CANARY_FAILURE_METRIC: Final = "StreamFailure"
 
 
 @dataclass(frozen=True)
@@ -59,13 +88,15 @@ class SmokeReport:
     parts_sent: int
     parts_received: int
     detail: str
+    attempts: int = 1
 
     def summary(self) -> str:
         verdict = "PASS" if self.ok else "FAIL"
+        tries = f" attempts={self.attempts}" if self.attempts > 1 else ""
         return (
             f"smoke {verdict} endpoint={self.endpoint_name} mode={self.mode} "
-            f"elapsed={self.elapsed_seconds:.2f}s sent={self.parts_sent} received={self.parts_received}: "
-            f"{self.detail}"
+            f"elapsed={self.elapsed_seconds:.2f}s sent={self.parts_sent} received={self.parts_received}"
+            f"{tries}: {self.detail}"
         )
 
 
@@ -81,6 +112,14 @@ class _Mismatch(Exception):
     pass
 
 
+class _Transient(Exception):
+    """A failure worth another attempt; ``detail`` is its one-line description."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 async def run_smoke(
     endpoint_name: str,
     *,
@@ -93,8 +132,12 @@ async def run_smoke(
     target_variant: str | None = None,
     budget_seconds: float = 60.0,
 ) -> SmokeReport:
-    """Run the check; returns the report when it passes, raises ``SmokeTestFailed`` when it does not."""
-    if mode not in MODES:
+    """Run the check; returns the report when it passes, raises ``SmokeTestFailed`` when it does not.
+
+    Transient failures are retried with backoff (1, 2, 4, 8, 8... seconds) while the budget lasts; the
+    report of a failure after retries names the attempts and the last error.
+    """
+    if mode not in CHECKS:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "transcribe":
         invocation_path = invocation_path or TRANSCRIBE_PATH
@@ -108,30 +151,60 @@ async def run_smoke(
         query_string=query_string,
         target_variant=target_variant,
     )
-    # Each wait is bounded by the budget too, so a silent endpoint fails with the phase it hung in.
-    timeouts = Timeouts(open=budget_seconds, first_response=budget_seconds, idle=budget_seconds)
     started = time.monotonic()
+    deadline = started + budget_seconds
     counts = [0, 0]
+    attempts = 0
 
     def report(ok: bool, detail: str) -> SmokeReport:
-        return SmokeReport(ok, mode, endpoint_name, time.monotonic() - started, counts[0], counts[1], detail)
+        elapsed = time.monotonic() - started
+        return SmokeReport(ok, mode, endpoint_name, elapsed, counts[0], counts[1], detail, attempts)
 
+    backoff = FIRST_BACKOFF_SECONDS
+    while True:
+        attempts += 1
+        try:
+            detail = await _attempt(CHECKS[mode], target, deadline - time.monotonic(), counts)
+        except TimeoutError:
+            raise SmokeTestFailed(
+                report(False, f"no complete answer within the {budget_seconds:g}s budget")
+            ) from None
+        except _Mismatch as mismatch:
+            raise SmokeTestFailed(report(False, str(mismatch))) from None
+        except _Transient as transient:
+            if time.monotonic() + backoff >= deadline:
+                raise SmokeTestFailed(
+                    report(False, f"{transient.detail} (still failing after {attempts} attempts)")
+                ) from None
+            await asyncio.sleep(backoff)  # a retry delay, not synchronisation
+            backoff = min(2 * backoff, MAX_BACKOFF_SECONDS)
+            continue
+        except Exception as error:
+            raise SmokeTestFailed(report(False, describe(error)[1])) from error
+        return report(True, detail)
+
+
+async def _attempt(
+    check: Callable[[BidiStream], Awaitable[str]], target: StreamTarget, budget: float, counts: list[int]
+) -> str:
+    """One stream and one check within ``budget`` seconds; transient failures raise ``_Transient``."""
+    if budget <= 0:
+        raise TimeoutError
+    # Each wait is bounded by the budget too, so a silent endpoint fails with the phase it hung in.
+    timeouts = Timeouts(open=budget, first_response=budget, idle=budget)
     try:
-        async with asyncio.timeout(budget_seconds), open_stream(target, timeouts) as stream:
+        async with asyncio.timeout(budget), open_stream(target, timeouts) as stream:
             try:
-                check = _check_echo if mode == "echo" else _check_transcribe
-                detail = await check(stream)
+                return await check(stream)
             finally:
                 counts[:] = [stream.parts_sent, stream.parts_received]
-    except TimeoutError:
-        raise SmokeTestFailed(
-            report(False, f"no complete answer within the {budget_seconds:g}s budget")
-        ) from None
-    except _Mismatch as mismatch:
-        raise SmokeTestFailed(report(False, str(mismatch))) from None
+    except (TimeoutError, _Mismatch):
+        raise
     except Exception as error:
-        raise SmokeTestFailed(report(False, describe(error)[1])) from error
-    return report(True, detail)
+        exit_code, detail = describe(error)
+        if exit_code in TRANSIENT:
+            raise _Transient(detail) from error
+        raise
 
 
 async def _check_echo(stream: BidiStream) -> str:
@@ -223,59 +296,168 @@ async def _whole_message(stream: BidiStream) -> Part | None:
             return Part(bytes(data), first.data_type or BINARY, None)
 
 
+# What each smoke mode checks; a new mode (say, text to speech) is one more entry.
+CHECKS: Final[dict[str, Callable[[BidiStream], Awaitable[str]]]] = {
+    "echo": _check_echo,
+    "transcribe": _check_transcribe,
+}
+MODES: Final = tuple(CHECKS)
+
+
 def _preview(data: bytes, limit: int = 48) -> str:
     shown = data[:limit]
     return f"{shown!r}{'...' if len(data) > limit else ''} ({len(data)} bytes)"
 
 
-def serving_endpoint_config(endpoint_name: str, region: str) -> str:
-    """The name of the endpoint config the endpoint serves now (SageMaker DescribeEndpoint)."""
+@dataclass(frozen=True)
+class EndpointState:
+    """What DescribeEndpoint says: the serving config, the status and SageMaker's failure reason."""
+
+    config_name: str
+    status: str
+    failure_reason: str | None
+
+
+def _control_plane(service: str, region: str) -> Any:
+    """A boto3 client whose every call is bounded (the Lambda's timeout budgets for them)."""
     # Imported here: boto3 is in every Lambda Python runtime but not in the bundle or the CLI's venv.
     import boto3  # type: ignore[import-not-found]
+    from botocore.config import Config  # type: ignore[import-not-found]
 
-    response = boto3.client("sagemaker", region_name=region).describe_endpoint(EndpointName=endpoint_name)
-    return str(response["EndpointConfigName"])
+    config = Config(
+        connect_timeout=CONTROL_PLANE_CONNECT_SECONDS,
+        read_timeout=CONTROL_PLANE_READ_SECONDS,
+        retries={"max_attempts": CONTROL_PLANE_ATTEMPTS, "mode": "standard"},
+    )
+    return boto3.client(service, region_name=region, config=config)
+
+
+def describe_endpoint(endpoint_name: str, region: str) -> EndpointState:
+    """SageMaker DescribeEndpoint: which config serves, the endpoint status and any FailureReason."""
+    response = _control_plane("sagemaker", region).describe_endpoint(EndpointName=endpoint_name)
+    return EndpointState(
+        config_name=str(response["EndpointConfigName"]),
+        status=str(response["EndpointStatus"]),
+        failure_reason=response.get("FailureReason"),
+    )
+
+
+def stack_status(stack_arn: str, region: str) -> str:
+    """CloudFormation DescribeStacks on this one stack (its ARN): its status, e.g. UPDATE_IN_PROGRESS."""
+    response = _control_plane("cloudformation", region).describe_stacks(StackName=stack_arn)
+    return str(response["Stacks"][0]["StackStatus"])
+
+
+def _smoke_from_environment() -> SmokeReport:
+    return asyncio.run(
+        run_smoke(
+            os.environ["ENDPOINT_NAME"],
+            region=os.environ["AWS_REGION"],
+            mode=os.environ.get("SMOKE_MODE", "echo"),
+            invocation_path=os.environ.get("INVOCATION_PATH") or None,
+            query_string=os.environ.get("QUERY_STRING") or None,
+            budget_seconds=float(os.environ.get("SMOKE_BUDGET_SECONDS", "60")),
+            # Only for running the handlers against a local endpoint; unset in the deployed Lambdas.
+            endpoint_uri=os.environ.get("SMOKE_ENDPOINT_URI") or None,
+            ca_file=os.environ.get("SMOKE_CA_FILE") or None,
+        )
+    )
+
+
+def _log(record: dict[str, Any]) -> None:
+    print(json.dumps(record), flush=True)
 
 
 def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """The CDK trigger's entry point: one JSON log line; raising fails (and rolls back) the deployment.
 
-    On a rollback CloudFormation re-runs the *previous* function version while the endpoint still
-    serves the new config; that check was made for another config, so it passes as skipped instead
-    of failing the rollback (which would leave the stack in UPDATE_ROLLBACK_FAILED).
+    The trigger runs after CloudFormation updated the endpoint, and the endpoint must then serve the
+    config this check was made for (``EXPECTED_ENDPOINT_CONFIG``). If it serves another one:
+    - while this stack is ``UPDATE_ROLLBACK_IN_PROGRESS``, CloudFormation is re-running the *previous*
+      check during a rollback; it passes as skipped (failing would leave UPDATE_ROLLBACK_FAILED);
+    - otherwise SageMaker itself rolled the update back (an alarm, a failed health check, no capacity):
+      the check fails with the endpoint's status and FailureReason, so the stack does not report success
+      while the old config serves.
     """
     endpoint_name = os.environ["ENDPOINT_NAME"]
     expected_config = os.environ.get("EXPECTED_ENDPOINT_CONFIG") or None
     if expected_config is not None:
-        serving = serving_endpoint_config(endpoint_name, os.environ["AWS_REGION"])
-        if serving != expected_config:
-            skipped = {
-                "ok": True,
-                "skipped": True,
-                "endpoint_name": endpoint_name,
-                "summary": (
-                    f"smoke SKIP endpoint={endpoint_name}: it serves endpoint config {serving}, this check "
-                    f"was made for {expected_config} (a rollback in progress)"
-                ),
-            }
-            print(json.dumps(skipped), flush=True)
-            return skipped
-    try:
-        report = asyncio.run(
-            run_smoke(
-                endpoint_name,
-                region=os.environ["AWS_REGION"],
-                mode=os.environ.get("SMOKE_MODE", "echo"),
-                invocation_path=os.environ.get("INVOCATION_PATH") or None,
-                query_string=os.environ.get("QUERY_STRING") or None,
-                budget_seconds=float(os.environ.get("SMOKE_BUDGET_SECONDS", "60")),
-                # Only for running the handler against a local endpoint; unset in the deployed Lambda.
-                endpoint_uri=os.environ.get("SMOKE_ENDPOINT_URI") or None,
-                ca_file=os.environ.get("SMOKE_CA_FILE") or None,
+        region = os.environ["AWS_REGION"]
+        endpoint = describe_endpoint(endpoint_name, region)
+        if endpoint.config_name != expected_config:
+            status = stack_status(os.environ["STACK_ARN"], region)
+            serving = (
+                f"endpoint={endpoint_name} serves endpoint config {endpoint.config_name}, this check was "
+                f"made for {expected_config}"
             )
-        )
+            if status == ROLLBACK_STATUS:
+                skipped = {
+                    "ok": True,
+                    "skipped": True,
+                    "endpoint_name": endpoint_name,
+                    "summary": f"smoke SKIP {serving} (stack {status})",
+                }
+                _log(skipped)
+                return skipped
+            report = SmokeReport(
+                False,
+                os.environ.get("SMOKE_MODE", "echo"),
+                endpoint_name,
+                0.0,
+                0,
+                0,
+                f"{serving} while the stack is {status} (not rolling back): SageMaker did not put the new "
+                f"config in service; endpoint status {endpoint.status}, FailureReason: "
+                f"{endpoint.failure_reason or '(none given)'}",
+            )
+            _log({**asdict(report), "summary": report.summary()})
+            raise SmokeTestFailed(report)
+    try:
+        report = _smoke_from_environment()
     except SmokeTestFailed as failure:
-        print(json.dumps({**asdict(failure.report), "summary": failure.report.summary()}), flush=True)
+        _log({**asdict(failure.report), "summary": failure.report.summary()})
         raise
-    print(json.dumps({**asdict(report), "summary": report.summary()}), flush=True)
+    _log({**asdict(report), "summary": report.summary()})
+    return asdict(report)
+
+
+def canary_metrics(report: SmokeReport, timestamp_ms: int) -> dict[str, Any]:
+    """One log line in CloudWatch's embedded metric format: success and failure as 0/1 counts.
+
+    CloudWatch Logs turns it into data points of ``StreamSuccess`` and ``StreamFailure`` in
+    ``BidiStream/Canary`` with the dimension ``EndpointName``; the rest of the line is the report.
+    """
+    return {
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": CANARY_NAMESPACE,
+                    "Dimensions": [["EndpointName"]],
+                    "Metrics": [
+                        {"Name": CANARY_SUCCESS_METRIC, "Unit": "Count"},
+                        {"Name": CANARY_FAILURE_METRIC, "Unit": "Count"},
+                    ],
+                }
+            ],
+        },
+        "EndpointName": report.endpoint_name,
+        CANARY_SUCCESS_METRIC: int(report.ok),
+        CANARY_FAILURE_METRIC: int(not report.ok),
+        **asdict(report),
+        "summary": report.summary(),
+    }
+
+
+def canary_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """The scheduled streaming canary: the same check, its outcome published as metrics, never raising.
+
+    A failure is a data point of ``StreamFailure`` (its alarm pages, and rolls back an update while it
+    bakes); raising would only add a Lambda retry of a scheduled run.
+    """
+    try:
+        report = _smoke_from_environment()
+    except SmokeTestFailed as failure:
+        report = failure.report
+    _log(canary_metrics(report, int(time.time() * 1000)))
     return asdict(report)

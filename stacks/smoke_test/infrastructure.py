@@ -11,8 +11,14 @@ properties, so a new image or config makes a new version and the check runs agai
 When a failed update rolls back, CloudFormation updates the trigger back to the *previous* function
 version before it rolls the endpoint back, so the old check would stream to the endpoint that still
 serves the failing config, fail again and leave the stack in UPDATE_ROLLBACK_FAILED. The function's
-environment therefore names the endpoint config it was made for (``EXPECTED_ENDPOINT_CONFIG``); the
-check describes the endpoint first and skips, successfully, when another config is serving.
+environment therefore names the endpoint config it was made for (``EXPECTED_ENDPOINT_CONFIG``) and this
+stack (``STACK_ARN``): when another config serves, the check skips only if this stack is
+``UPDATE_ROLLBACK_IN_PROGRESS`` (``cloudformation:DescribeStacks`` on this stack alone); on a forward
+deploy another serving config means SageMaker rolled the update back, and the check fails with the
+endpoint's status and FailureReason.
+
+The Lambda's timeout covers the whole smoke budget (retries included), the bounded control-plane calls
+and a start-up margin, so the one-line report is always written before Lambda stops the function.
 """
 
 from __future__ import annotations
@@ -31,9 +37,17 @@ from stacks.settings import SmokeMode
 from stacks.smoke_test import bundle
 
 # Beyond the check's own budget: cold start, importing the SDK and CRT, reporting.
-LAMBDA_TIMEOUT_MARGIN: Final = cdk.Duration.seconds(60)
+LAMBDA_TIMEOUT_MARGIN_SECONDS: Final = 60
+# DescribeEndpoint and DescribeStacks, each at most 2 attempts x (5 s connect + 10 s read); equal to
+# bidistream.smoke.CONTROL_PLANE_SECONDS (a unit test keeps them equal).
+CONTROL_PLANE_SECONDS: Final = 60
 LAMBDA_MEMORY_MB: Final = 512
 LOG_RETENTION: Final = logs.RetentionDays.ONE_MONTH
+
+
+def lambda_timeout_seconds(budget_seconds: int) -> int:
+    """The smoke budget, the control-plane calls and the start-up margin: the report is always written."""
+    return budget_seconds + CONTROL_PLANE_SECONDS + LAMBDA_TIMEOUT_MARGIN_SECONDS
 
 
 class SmokeTest(Construct):
@@ -58,6 +72,7 @@ class SmokeTest(Construct):
         execute_after: Sequence[Construct],
     ) -> None:
         super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
         # Retained: after a failed first deployment rolls back, this is where the failure report is.
         self.log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION)
         # Our own role, not the default one with the AWSLambdaBasicExecutionRole managed policy.
@@ -68,6 +83,12 @@ class SmokeTest(Construct):
             description=f"Runs the post-deploy smoke test of SageMaker endpoint {endpoint_name}",
         )
         self.log_group.grant_write(self.role)
+        # Is this stack rolling back? Its own status only: the stack ID is its ARN.
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DescribeThisStack", actions=["cloudformation:DescribeStacks"], resources=[stack.stack_id]
+            )
+        )
 
         environment = {
             "ENDPOINT_NAME": endpoint_name,
@@ -75,6 +96,7 @@ class SmokeTest(Construct):
             "SMOKE_BUDGET_SECONDS": str(budget_seconds),
             "DEPLOYMENT_FINGERPRINT": deployment_fingerprint,
             "EXPECTED_ENDPOINT_CONFIG": endpoint_config_name,
+            "STACK_ARN": stack.stack_id,
         }
         if invocation_path is not None:
             environment["INVOCATION_PATH"] = invocation_path
@@ -100,7 +122,7 @@ class SmokeTest(Construct):
             ),
             environment=environment,
             memory_size=LAMBDA_MEMORY_MB,
-            timeout=cdk.Duration.seconds(budget_seconds).plus(LAMBDA_TIMEOUT_MARGIN),
+            timeout=cdk.Duration.seconds(lambda_timeout_seconds(budget_seconds)),
             role=self.role,
             log_group=self.log_group,
             execute_after=list(execute_after),

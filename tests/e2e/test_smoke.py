@@ -4,14 +4,30 @@ passes against a healthy container, fails with a message saying what was expecte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sys
+import threading
+import types
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bidistream import smoke as smoke_module
 from bidistream.errors import ExitCode
-from bidistream.smoke import SmokeReport, SmokeTestFailed, lambda_handler, run_smoke
-from tests.e2e.conftest import ENDPOINT_NAME, REGION, EndpointFactory, endpoint_args, run_cli
-from tests.support.processes import RunningProcess
+from bidistream.smoke import (
+    CANARY_NAMESPACE,
+    EndpointState,
+    SmokeReport,
+    SmokeTestFailed,
+    canary_handler,
+    lambda_handler,
+    run_smoke,
+)
+from tests.e2e.conftest import ENDPOINT_NAME, REGION, EndpointFactory, endpoint_args, run_cli, wait_for_output
+from tests.support.processes import RunningProcess, free_port, start_process
 
 
 def smoke(container_endpoint: RunningProcess, **options: object) -> SmokeReport:
@@ -52,11 +68,13 @@ def test_echo_smoke_fails_when_the_data_type_comes_back_wrong(peer_endpoint: Run
 
 
 def test_echo_smoke_fails_clearly_when_the_container_is_down(down_endpoint: RunningProcess) -> None:
-
+    # A 424 from the container is definite: one attempt, no retry within the 30 s budget.
     with pytest.raises(
         SmokeTestFailed, match=r"smoke FAIL .*ModelError \(424\): Failed to establish WebSocket"
-    ):
+    ) as failed:
         smoke(down_endpoint)
+    assert failed.value.report.attempts == 1
+    assert failed.value.report.elapsed_seconds < 15
 
 
 def test_echo_smoke_fails_when_the_container_closes_the_stream(peer_endpoint: RunningProcess) -> None:
@@ -110,34 +128,238 @@ def test_lambda_handler_raises_so_the_deployment_fails(
     assert "got BINARY" in logged["summary"]
 
 
-def test_lambda_handler_skips_when_a_rollback_serves_another_config(
+STACK_ARN = "arn:aws:cloudformation:us-east-1:123456789012:stack/BidiStream/0a1b2c3d"
+
+
+def control_plane(
+    monkeypatch: pytest.MonkeyPatch, endpoint: EndpointState, stack_status: str
+) -> list[tuple[str, str]]:
+    """DescribeEndpoint and DescribeStacks are AWS's; they stand in here. Returns the calls made."""
+    calls: list[tuple[str, str]] = []
+
+    def describe_endpoint(name: str, region: str) -> EndpointState:
+        calls.append(("DescribeEndpoint", name))
+        return endpoint
+
+    def describe_stack(arn: str, region: str) -> str:
+        calls.append(("DescribeStacks", arn))
+        return stack_status
+
+    monkeypatch.setattr("bidistream.smoke.describe_endpoint", describe_endpoint)
+    monkeypatch.setattr("bidistream.smoke.stack_status", describe_stack)
+    monkeypatch.setenv("STACK_ARN", STACK_ARN)
+    return calls
+
+
+def test_lambda_handler_skips_only_while_this_stack_rolls_back(
     peer_endpoint: RunningProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A rollback re-runs the previous check while the endpoint still serves the new (failing) config.
-    # DescribeEndpoint is AWS's; it stands in here, the stream below is real and would fail.
+    # The stream below is real and would fail; the skip must not even open it.
     point_handler_at(peer_endpoint, monkeypatch)
     monkeypatch.setenv("INVOCATION_PATH", "garble")
     monkeypatch.setenv("EXPECTED_ENDPOINT_CONFIG", "ConfigOld")
-    monkeypatch.setattr("bidistream.smoke.serving_endpoint_config", lambda name, region: "ConfigNew")
+    calls = control_plane(
+        monkeypatch, EndpointState("ConfigNew", "Updating", None), "UPDATE_ROLLBACK_IN_PROGRESS"
+    )
 
     result = lambda_handler({}, None)
 
     assert (result["ok"], result["skipped"]) == (True, True)
+    assert calls == [("DescribeEndpoint", ENDPOINT_NAME), ("DescribeStacks", STACK_ARN)]
     logged = json.loads(capsys.readouterr().out.strip())
     assert "serves endpoint config ConfigNew, this check was made for ConfigOld" in logged["summary"]
+    assert logged["summary"].endswith("(stack UPDATE_ROLLBACK_IN_PROGRESS)")
+
+
+@pytest.mark.parametrize("status", ["UPDATE_IN_PROGRESS", "CREATE_IN_PROGRESS", "UPDATE_ROLLBACK_FAILED"])
+def test_lambda_handler_fails_a_forward_deploy_that_sagemaker_rolled_back(
+    container_endpoint: RunningProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    status: str,
+) -> None:
+    # SageMaker rolled the update back itself (an alarm, a failed health check, no capacity): the old
+    # config serves, and streams to it work. The deployment must still fail, saying what SageMaker said.
+    point_handler_at(container_endpoint, monkeypatch)
+    monkeypatch.setenv("EXPECTED_ENDPOINT_CONFIG", "ConfigNew")
+    reason = "Request to service failed. If failure persists after retry, contact customer support."
+    control_plane(monkeypatch, EndpointState("ConfigOld", "InService", reason), status)
+
+    with pytest.raises(SmokeTestFailed) as failed:
+        lambda_handler({}, None)
+
+    message = str(failed.value)
+    assert message.startswith(f"smoke FAIL endpoint={ENDPOINT_NAME}")
+    assert "serves endpoint config ConfigOld, this check was made for ConfigNew" in message
+    assert f"while the stack is {status} (not rolling back)" in message
+    assert f"endpoint status InService, FailureReason: {reason}" in message
+    assert json.loads(capsys.readouterr().out.strip())["ok"] is False
 
 
 def test_lambda_handler_checks_when_the_endpoint_serves_its_config(
     peer_endpoint: RunningProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The twin: the config this check was made for is serving, so the (garbled) stream fails it.
+    # The twin: the config this check was made for is serving, so the (garbled) stream fails it, and
+    # the stack's status is not even asked.
     point_handler_at(peer_endpoint, monkeypatch)
     monkeypatch.setenv("INVOCATION_PATH", "garble")
     monkeypatch.setenv("EXPECTED_ENDPOINT_CONFIG", "ConfigNew")
-    monkeypatch.setattr("bidistream.smoke.serving_endpoint_config", lambda name, region: "ConfigNew")
+    calls = control_plane(monkeypatch, EndpointState("ConfigNew", "InService", None), "UPDATE_IN_PROGRESS")
 
     with pytest.raises(SmokeTestFailed):
         lambda_handler({}, None)
+    assert calls == [("DescribeEndpoint", ENDPOINT_NAME)]
+
+
+def endpoint_on(port: int, model_url: str, cert_dir: Path, credentials: dict[str, str]) -> RunningProcess:
+    argv = [sys.executable, "-m", "bidistream", "endpoint", "--port", str(port), "--model-url", model_url]
+    process = start_process([*argv, "--cert-dir", str(cert_dir)], port=port, env=credentials)
+    wait_for_output(process, "ready: ")
+    return process
+
+
+def test_smoke_retries_a_refused_connection_until_the_endpoint_answers(
+    container: RunningProcess,
+    credentials: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Right after InService the runtime may refuse streams for a moment; that must not fail the deploy.
+    port, cert_dir = free_port(), tmp_path / "certs"
+    endpoint_on(port, container.base_url, cert_dir, credentials).stop()  # leaves its CA; now refused
+    first_failure = threading.Event()
+    real_attempt = smoke_module._attempt
+
+    async def observed(*args: Any) -> str:
+        try:
+            return await real_attempt(*args)
+        except Exception:
+            first_failure.set()
+            raise
+
+    monkeypatch.setattr(smoke_module, "_attempt", observed)
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["report"] = asyncio.run(
+                run_smoke(
+                    ENDPOINT_NAME,
+                    region=REGION,
+                    endpoint_uri=f"https://127.0.0.1:{port}",
+                    ca_file=str(cert_dir / "ca.pem"),
+                    budget_seconds=45,
+                )
+            )
+        except Exception as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert first_failure.wait(20), "the first attempt never failed"
+    endpoint = endpoint_on(port, container.base_url, cert_dir, credentials)
+    try:
+        thread.join(60)
+        assert not thread.is_alive()
+    finally:
+        endpoint.stop()
+    assert "error" not in outcome, outcome.get("error")
+    report = outcome["report"]
+    assert isinstance(report, SmokeReport)
+    assert report.ok and report.attempts >= 2
+    assert f"attempts={report.attempts}" in report.summary()
+
+
+def test_smoke_gives_up_on_a_refused_connection_when_the_budget_ends(credentials: dict[str, str]) -> None:
+    with pytest.raises(SmokeTestFailed) as failed:
+        asyncio.run(
+            run_smoke(
+                ENDPOINT_NAME,
+                region=REGION,
+                endpoint_uri=f"https://127.0.0.1:{free_port()}",
+                budget_seconds=5,
+            )
+        )
+    report = failed.value.report
+    assert report.attempts >= 3  # 1, 2 seconds of backoff fit in 5 s
+    assert f"(still failing after {report.attempts} attempts)" in report.detail
+    assert report.detail.startswith("cannot connect")
+    assert report.elapsed_seconds < 10
+
+
+@pytest.mark.parametrize(
+    ("failures", "attempts", "passes"),
+    [
+        (["ServiceUnavailable", "InternalStreamFailure"], 3, True),  # transient: retried, then passes
+        (["ModelError"], 1, False),  # definite: fails at once
+    ],
+)
+def test_only_transient_failures_are_retried(
+    monkeypatch: pytest.MonkeyPatch, failures: list[str], attempts: int, passes: bool
+) -> None:
+    # The service's own error types, raised where the SDK raises them; the retry logic is the real one.
+    from aws_sdk_sagemaker_runtime_http2.models import (  # type: ignore[import-untyped]
+        InternalStreamFailure,
+        ModelError,
+        ServiceUnavailableError,
+    )
+
+    errors = {
+        "ServiceUnavailable": ServiceUnavailableError(message="busy"),
+        "InternalStreamFailure": InternalStreamFailure(message="reset"),
+        "ModelError": ModelError(message="no WebSocket"),
+    }
+    pending = [errors[failure] for failure in failures]
+
+    @contextlib.asynccontextmanager
+    async def opened(target: object, timeouts: object) -> AsyncIterator[object]:
+        if pending:
+            raise pending.pop(0)
+        yield types.SimpleNamespace(parts_sent=2, parts_received=2)
+
+    async def answered(stream: object) -> str:
+        return "answered"
+
+    monkeypatch.setattr(smoke_module, "open_stream", opened)
+    monkeypatch.setitem(smoke_module.CHECKS, "echo", answered)
+    monkeypatch.setattr(smoke_module, "FIRST_BACKOFF_SECONDS", 0.01)
+    if passes:
+        report = asyncio.run(run_smoke(ENDPOINT_NAME, region=REGION, budget_seconds=10))
+        assert (report.ok, report.attempts, report.detail) == (True, attempts, "answered")
+    else:
+        with pytest.raises(SmokeTestFailed, match=r"ModelError \(424\): no WebSocket") as failed:
+            asyncio.run(run_smoke(ENDPOINT_NAME, region=REGION, budget_seconds=10))
+        assert failed.value.report.attempts == attempts
+
+
+def test_canary_publishes_success_and_failure_as_embedded_metrics(
+    container_endpoint: RunningProcess,
+    peer_endpoint: RunningProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    point_handler_at(container_endpoint, monkeypatch)
+    assert canary_handler({}, None)["ok"] is True
+    passed = json.loads(capsys.readouterr().out.strip())
+
+    point_handler_at(peer_endpoint, monkeypatch)
+    monkeypatch.setenv("INVOCATION_PATH", "garble")
+    assert canary_handler({}, None)["ok"] is False  # published, not raised: a scheduled run
+    failed = json.loads(capsys.readouterr().out.strip())
+
+    for line, (success, failure) in ((passed, (1, 0)), (failed, (0, 1))):
+        (directive,) = line["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == CANARY_NAMESPACE
+        assert directive["Dimensions"] == [["EndpointName"]]
+        assert [metric["Name"] for metric in directive["Metrics"]] == ["StreamSuccess", "StreamFailure"]
+        assert (line["EndpointName"], line["StreamSuccess"], line["StreamFailure"]) == (
+            ENDPOINT_NAME,
+            success,
+            failure,
+        )
+        assert isinstance(line["_aws"]["Timestamp"], int)
+    assert "got BINARY" in failed["summary"]
 
 
 def test_smoke_command_passes_and_fails_from_a_shell(

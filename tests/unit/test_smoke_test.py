@@ -47,8 +47,8 @@ def test_trigger_runs_after_the_endpoint_and_reruns_on_handler_change(default: T
     assert endpoint_id in trigger["DependsOn"]
     assert trigger["Properties"]["ExecuteOnHandlerChange"] is True
     assert trigger["Properties"]["InvocationType"] == "RequestResponse"
-    # The invoke timeout is the Lambda's: budget (60 s) plus the start-up margin.
-    assert trigger["Properties"]["Timeout"] == "120000"
+    # The invoke timeout is the Lambda's: budget (60 s), control-plane calls (60 s), start-up margin (60 s).
+    assert trigger["Properties"]["Timeout"] == "180000"
     assert trigger_version(default).startswith("SmokeTestFunctionCurrentVersion")
 
 
@@ -57,7 +57,7 @@ def test_function_runs_the_shared_smoke_check_on_the_newest_python(default: Temp
     assert function["Runtime"] == "python3.14"
     assert function["Handler"] == "handler.lambda_handler"
     assert function["Architectures"] == ["x86_64"]
-    assert (function["Timeout"], function["MemorySize"]) == (120, 512)
+    assert (function["Timeout"], function["MemorySize"]) == (180, 512)
     assert function["Code"]["S3Key"].endswith(".zip")
 
 
@@ -87,9 +87,37 @@ def test_model_package_smoke_test_transcribes_on_v1_listen_with_nova_3() -> None
 
 def test_budget_sets_the_lambda_and_trigger_timeout() -> None:
     template = template_of({"smoke_budget_seconds": "300"})
-    assert smoke_function(template)["Timeout"] == 360
+    assert smoke_function(template)["Timeout"] == 420
     _, trigger = only_resource(template, "Custom::Trigger")
-    assert trigger["Properties"]["Timeout"] == "360000"
+    assert trigger["Properties"]["Timeout"] == "420000"
+
+
+def test_lambda_timeout_covers_the_whole_budget_and_the_control_plane_calls() -> None:
+    # The check retries within its budget, then may still describe the endpoint and the stack; the
+    # Lambda must outlive all of it so the report is always logged.
+    from bidistream import smoke
+    from stacks.smoke_test import infrastructure
+
+    assert infrastructure.CONTROL_PLANE_SECONDS == smoke.CONTROL_PLANE_SECONDS
+    for budget in (5, 60, 600):
+        timeout = infrastructure.lambda_timeout_seconds(budget)
+        assert timeout >= budget + smoke.CONTROL_PLANE_SECONDS + 30, budget
+
+
+def test_function_knows_this_stack_and_may_describe_only_it(default: Template) -> None:
+    variables = smoke_function(default)["Environment"]["Variables"]
+    assert variables["STACK_ARN"] == {"Ref": "AWS::StackId"}
+    role_id = next(
+        logical_id
+        for logical_id in default.find_resources("AWS::IAM::Role")
+        if logical_id.startswith("SmokeTestRole")
+    )
+    (statement,) = [
+        s
+        for s in role_statements(default, role_id)
+        if "cloudformation:DescribeStacks" in as_list(s["Action"])
+    ]
+    assert statement["Resource"] == {"Ref": "AWS::StackId"}
 
 
 def smoke_role_excess(template: Template) -> list[str]:
@@ -105,6 +133,7 @@ def smoke_role_excess(template: Template) -> list[str]:
         "sagemaker:InvokeEndpoint": {"Ref": endpoint_id},  # Ref of an endpoint is its ARN
         "sagemaker:InvokeEndpointWithBidirectionalStream": {"Ref": endpoint_id},
         "sagemaker:DescribeEndpoint": {"Ref": endpoint_id},
+        "cloudformation:DescribeStacks": {"Ref": "AWS::StackId"},  # this stack only
         "logs:CreateLogStream": {"Fn::GetAtt": [log_group_id, "Arn"]},
         "logs:PutLogEvents": {"Fn::GetAtt": [log_group_id, "Arn"]},
     }
@@ -127,6 +156,7 @@ def test_role_may_invoke_only_this_endpoint_and_write_only_its_own_logs(default:
         "sagemaker:InvokeEndpoint",
         "sagemaker:InvokeEndpointWithBidirectionalStream",
         "sagemaker:DescribeEndpoint",
+        "cloudformation:DescribeStacks",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
     }

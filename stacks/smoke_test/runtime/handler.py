@@ -1,5 +1,5 @@
-"""Lambda entry point of the post-deploy smoke test: the shared smoke check in ``bidistream.smoke``."""
+"""Lambda entry points: the post-deploy trigger and the streaming canary (``bidistream.smoke``)."""
 
-from bidistream.smoke import lambda_handler
+from bidistream.smoke import canary_handler, lambda_handler
 
-__all__ = ["lambda_handler"]
+__all__ = ["canary_handler", "lambda_handler"]
