@@ -182,7 +182,7 @@ def test_v1_listen_returns_a_transcript(
         for message in messages
         if message.get("type") == "Results" and message.get("is_final")
     ]
-    assert " ".join(finals).strip(), run
+    assert " ".join(finals).strip(), (run, messages)
     assert run.result["streamError"] == {
         "name": "ModelStreamError",
         "message": run.result["streamError"]["message"],
