@@ -47,7 +47,8 @@ class RouterSettings:
     ping_interval: float = 60.0  # seconds, as SageMaker
     max_missed_pongs: int = 5
     connect_timeout: float = 5.0  # seconds for TCP connect + WebSocket upgrade
-    close_timeout: float = 5.0  # seconds to wait for the container's close reply
+    close_timeout: float = 5.0  # seconds to wait for the container's close reply, and for the client
+    # to end its request once the response has ended (then RST_STREAM NO_ERROR)
 
 
 class StreamReset(Exception):
