@@ -29,6 +29,7 @@ class Route:
 ROUTE_TABLE: tuple[Route, ...] = (
     Route(DEFAULT_PATH, "echo", "model_server.models.echo:EchoModel"),
     Route("/v1/listen", "transcribe", "model_server.models.transcribe:TranscribeModel"),
+    Route("/v1/speak", "speak", "model_server.models.speak:SpeakModel"),
 )
 
 
