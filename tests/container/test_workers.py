@@ -1,0 +1,199 @@
+"""Decoding worker processes (model_server.models.transcribe.workers), run as real processes.
+
+Each real-process test starts its own pool (a fork server and two workers with one decoder each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import wave
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model_server.model import CloseCode
+from model_server.models.transcribe.workers import (
+    WorkerCallError,
+    WorkerLostError,
+    WorkerPool,
+    available_cpus,
+    decoders_per_worker,
+    worker_count,
+)
+from model_server.settings import SettingsError
+from tests.support.processes import REPO_ROOT, wait_until
+
+SPEECH = REPO_ROOT / "tests" / "data" / "speech"
+OPTIONS = {"interim_results": False, "endpointing_ms": 300}
+SLICE = 8000  # bytes: what a session hands a decoder at a time
+TIMEOUT = 30.0
+
+
+def read_pcm(name: str) -> bytes:
+    with wave.open(str(SPEECH / name), "rb") as clip:
+        return clip.readframes(clip.getnframes())
+
+
+async def transcribe(stream: Any, pcm: bytes) -> str:
+    results = []
+    for offset in range(0, len(pcm), SLICE):
+        results += await stream.accept(pcm[offset : offset + SLICE])
+    results += await stream.finalize(from_finalize=False, closing=True)
+    return " ".join(result.text for result in results if result.is_final and result.text)
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # not a zombie
+
+
+@pytest.fixture
+def pool() -> Iterator[WorkerPool]:
+    workers = WorkerPool(workers=2, decoders_per_worker=1)
+    workers.start()
+    yield workers
+    if workers.fork_server_pid is not None and process_exists(workers.fork_server_pid):
+        asyncio.run(workers.close())
+
+
+def run_with(pool: WorkerPool, scenario: Callable[[], Awaitable[None]]) -> None:
+    """Run ``scenario`` on a fresh event loop, then close the pool on that same loop."""
+
+    async def main() -> None:
+        try:
+            async with asyncio.timeout(TIMEOUT * 3):
+                await scenario()
+        finally:
+            await pool.close()
+
+    asyncio.run(main())
+
+
+# --- How many workers: the CPUs the container may use. ---
+
+
+def test_cgroup_v2_quota_caps_the_cpu_count(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a CPU: still one worker
+    assert available_cpus(tmp_path) == 1
+
+
+def test_cgroup_v2_without_a_quota_leaves_the_affinity(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(tmp_path) == len(os.sched_getaffinity(0))
+
+
+def test_cgroup_v1_quota_caps_the_cpu_count(tmp_path: Path) -> None:
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(tmp_path) == 1
+
+
+def test_quota_above_the_affinity_does_not_raise_the_count(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("6400000 100000\n")  # 64 CPUs' worth of time
+    assert available_cpus(tmp_path) == len(os.sched_getaffinity(0))
+
+
+def test_worker_count_defaults_to_the_cpus_and_takes_the_setting(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    assert worker_count({}, tmp_path) == 1
+    assert worker_count({"TRANSCRIBE_WORKERS": "3"}, tmp_path) == 3
+    with pytest.raises(SettingsError, match=r"TRANSCRIBE_WORKERS='0' is not valid: must be an integer >= 1"):
+        worker_count({"TRANSCRIBE_WORKERS": "0"}, tmp_path)
+
+
+def test_each_worker_gets_enough_decoders_for_its_share_of_the_session_limit() -> None:
+    assert decoders_per_worker(32, 8) == 4
+    assert decoders_per_worker(32, 3) == 11
+    assert decoders_per_worker(1, 4) == 1
+
+
+# --- Real processes. ---
+
+
+def test_streams_spread_over_the_workers_decode_there_and_stop_with_the_pool(pool: WorkerPool) -> None:
+    async def scenario() -> None:
+        first = await pool.open_stream(OPTIONS)
+        second = await pool.open_stream(OPTIONS)
+        assert {first.worker_pid, second.worker_pid} == set(pool.worker_pids.values())
+        pids.extend(pool.worker_pids.values())
+        assert all(pid != os.getpid() for pid in pool.worker_pids.values())
+        texts = await asyncio.gather(
+            transcribe(first, read_pcm("s01.wav")), transcribe(second, read_pcm("s02.wav"))
+        )
+        assert texts == ["please call me back tomorrow morning", "the weather is nice today"]
+        assert first.audio_seconds == pytest.approx(len(read_pcm("s01.wav")) / 32000)
+        await first.close()
+        await second.close()
+        third = await pool.open_stream(OPTIONS)
+        assert await transcribe(third, read_pcm("s02.wav")) == "the weather is nice today"
+        await third.close()
+        # A call that fails in a worker fails alone: the worker and its other streams go on.
+        with pytest.raises(WorkerCallError, match="unexpected keyword argument 'no_such_option'"):
+            await pool.open_stream({**OPTIONS, "no_such_option": True})
+        assert (
+            await transcribe(await pool.open_stream(OPTIONS), read_pcm("s02.wav"))
+            == "the weather is nice today"
+        )
+        assert set(pool.worker_pids.values()) == set(pids[:2]) and pool.fork_server_pid is not None
+        pids.append(pool.fork_server_pid)
+
+    pids: list[int] = []
+    run_with(pool, scenario)
+    # Closing the pool stops the fork server and every worker.
+    wait_until(lambda: not any(process_exists(pid) for pid in pids), timeout=TIMEOUT, what="workers to exit")
+
+
+def test_killing_a_worker_ends_only_its_streams_with_1011_and_a_new_worker_serves(pool: WorkerPool) -> None:
+    async def scenario() -> None:
+        lost: dict[str, str] = {}
+        told = asyncio.Event()
+
+        def on_lost(name: str) -> Callable[[str], Awaitable[None]]:
+            async def record(reason: str) -> None:
+                lost[name] = reason
+                told.set()
+
+            return record
+
+        doomed = await pool.open_stream(OPTIONS, on_lost("doomed"))
+        survivor = await pool.open_stream(OPTIONS, on_lost("survivor"))
+        killed = doomed.worker_pid
+        os.kill(killed, signal.SIGKILL)
+        async with asyncio.timeout(TIMEOUT):
+            await told.wait()  # the idle stream is told without calling anything
+        assert lost == {"doomed": f"transcription worker 0 (pid {killed}) died"}
+        with pytest.raises(WorkerLostError) as raised:
+            await doomed.accept(read_pcm("s01.wav")[:SLICE])
+        assert raised.value.code == CloseCode.INTERNAL_ERROR
+        assert await transcribe(survivor, read_pcm("s02.wav")) == "the weather is nice today"
+        async with asyncio.timeout(TIMEOUT):
+            await pool.wait_for_workers(2)
+        assert killed not in pool.worker_pids.values()
+        # The new worker is the least busy one (the survivor's stream is still open), so it serves next.
+        fresh = await pool.open_stream(OPTIONS)
+        assert fresh.worker_pid == pool.worker_pids[0] != killed
+        assert await transcribe(fresh, read_pcm("s01.wav")) == "please call me back tomorrow morning"
+        assert "survivor" not in lost
+
+    run_with(pool, scenario)
+
+
+def test_a_call_waiting_on_a_worker_that_dies_fails_with_1011(pool: WorkerPool) -> None:
+    async def scenario() -> None:
+        stream = await pool.open_stream(OPTIONS)
+        pcm = read_pcm("s01.wav") * 20  # 80 s of audio in one call: the worker is still busy when killed
+        call = asyncio.ensure_future(stream.accept(pcm))
+        await asyncio.sleep(0)  # the request is written
+        os.kill(stream.worker_pid, signal.SIGKILL)
+        with pytest.raises(WorkerLostError):
+            await call
+
+    run_with(pool, scenario)
