@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     source.add_argument("--audio", type=Path, help="a 16-bit PCM WAV file to stream at real time")
     invoke.add_argument(
+        "--output",
+        type=Path,
+        help="text to speech (with --path v1/speak): send the text as Speak messages, then Close, and "
+        "write the audio to this WAV file (format from --query encoding/sample_rate, Deepgram defaults)",
+    )
+    invoke.add_argument(
         "--timeout", type=float, default=30.0, help="bound on each wait, seconds (default 30)"
     )
 
@@ -163,12 +169,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "invoke":
             from bidistream.invoke import InvokeInput, run_invoke
 
+            if args.output is not None and args.audio is not None:
+                parser.error("--output speaks text (--text or stdin); it cannot be used with --audio")
+
             limit = args.timeout
             return asyncio.run(
                 run_invoke(
                     _target(args, parser),
                     Timeouts(open=limit, first_response=limit, idle=limit),
-                    InvokeInput(texts=tuple(args.text or ()), audio=args.audio),
+                    InvokeInput(texts=tuple(args.text or ()), audio=args.audio, output=args.output),
                     stdin=sys.stdin,
                     stdout=sys.stdout,
                     stderr=sys.stderr,

@@ -3,7 +3,9 @@
 Text (``--text`` or stdin lines) goes as UTF8 parts; when the input ends the stream's input is closed
 and the answers still in flight are printed. Audio (``--audio``) goes as BINARY parts at real time,
 then ``{"type":"CloseStream"}``, and the model's own close ends the stream; ``Results`` messages are
-shown as a transcript (see ``transcript``). Responses go to stdout, diagnostics to stderr.
+shown as a transcript (see ``transcript``). With ``--output`` the text is spoken instead (``v1/speak``):
+each line goes as a Speak message, then Close, and the binary audio that comes back is written to a
+WAV file (see ``speech``). Responses go to stdout, diagnostics to stderr.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aws_sdk_sagemaker_runtime_http2.models import ModelStreamError  # type: ign
 from bidistream.audio import CHUNK_SECONDS, AudioFileError, PcmAudio, paced, read_wav
 from bidistream.client import BidiStream, Part, StreamTarget, Timeouts, open_stream, send_while_receiving
 from bidistream.errors import ExitCode, describe
+from bidistream.speech import CLOSE, SpeechFormat, SpeechFormatError, speak_message, write_wav
 from bidistream.transcript import TranscriptPrinter
 
 CLOSE_STREAM = '{"type":"CloseStream"}'
@@ -34,6 +37,7 @@ class InvokeInput:
     texts: tuple[str, ...] = ()
     audio: Path | None = None
     speed: float = 1.0  # audio pace, times real time
+    output: Path | None = None  # speak the text; write the audio here as WAV
 
 
 async def run_invoke(
@@ -60,7 +64,33 @@ async def run_invoke(
             return ExitCode.USAGE
         if target.query_string is None:
             target = dataclasses.replace(target, query_string=audio.query_string)
-    printer = _ResponsePrinter(stdout, stderr, tty=tty, transcript=audio is not None)
+    speech: SpeechFormat | None = None
+    if source.output is not None:
+        try:
+            speech = SpeechFormat.from_query(target.query_string)
+        except SpeechFormatError as error:
+            stderr.write(f"bidistream: --output: {error}\n")
+            return ExitCode.USAGE
+    printer = _ResponsePrinter(
+        stdout, stderr, tty=tty, transcript=audio is not None, keep_audio=speech is not None
+    )
+    code = await _stream(target, timeouts, source, audio, printer, stdin, stderr, claim_error)
+    if speech is not None and source.output is not None and code is ExitCode.OK:
+        write_wav(source.output, bytes(printer.audio), speech)
+        stderr.write(f"bidistream: wrote {source.output}: {speech.describe(len(printer.audio))}\n")
+    return code
+
+
+async def _stream(
+    target: StreamTarget,
+    timeouts: Timeouts,
+    source: InvokeInput,
+    audio: PcmAudio | None,
+    printer: _ResponsePrinter,
+    stdin: TextIO,
+    stderr: TextIO,
+    claim_error: Callable[[Exception], ExitCode | None] | None,
+) -> ExitCode:
     try:
         async with open_stream(target, timeouts) as stream:
             await send_while_receiving(_send(stream, source, audio, stdin), _receive(stream, printer))
@@ -98,7 +128,10 @@ async def _send(stream: BidiStream, source: InvokeInput, audio: PcmAudio | None,
         return  # the model closes the stream once it has answered everything
     lines: AsyncIterator[str] = _iterate(source.texts) if source.texts else _stdin_lines(stdin)
     async for line in lines:
-        await stream.send(Part.text(line))
+        await stream.send(Part.text(speak_message(line) if source.output is not None else line))
+    if source.output is not None:
+        await stream.send(Part.text(CLOSE))
+        return  # Close speaks what is left; the model closes the stream once it has
     await stream.close_input()
 
 
@@ -162,8 +195,12 @@ async def _stdin_lines(stdin: TextIO) -> AsyncIterator[str]:
 class _ResponsePrinter:
     """Text parts as text (fragments joined on one line), binary parts as a size, transcripts as such."""
 
-    def __init__(self, out: TextIO, diagnostics: TextIO, *, tty: bool, transcript: bool) -> None:
+    def __init__(
+        self, out: TextIO, diagnostics: TextIO, *, tty: bool, transcript: bool, keep_audio: bool = False
+    ) -> None:
         self._out = out
+        self._keep_audio = keep_audio
+        self.audio = bytearray()  # binary parts, kept (not shown) when the audio goes to a file
         self._diagnostics = diagnostics
         self._transcript = TranscriptPrinter(out, diagnostics, tty=tty) if transcript else None
         self._message = bytearray()  # a fragmented UTF8 message being assembled for the transcript
@@ -175,6 +212,9 @@ class _ResponsePrinter:
             if part.is_final:
                 self._transcript.show(bytes(self._message))
                 self._message.clear()
+            return
+        if not part.is_text and self._keep_audio:
+            self.audio += part.data
             return
         if part.is_text:
             self._out.write(part.data.decode(errors="replace"))
