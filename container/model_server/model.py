@@ -141,7 +141,8 @@ class Model(ABC):
     def parse_query(self, query: Mapping[str, str]) -> object:
         """Validate the query string (``ModelQueryString``) at the upgrade.
 
-        ``query`` holds each key once (the server refuses a repeated key with 400 itself). Return
+        Reading a key given more than once from ``query`` raises ``QueryError`` (400); a model whose
+        parameter may repeat reads every value with ``model_server.query.Query.values_of``. Return
         whatever parsed form ``open_session`` wants; raise ``QueryError`` to refuse the upgrade with
         HTTP 400. The default accepts no parameters at all.
         """

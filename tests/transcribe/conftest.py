@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from websockets.exceptions import ConnectionClosed
 from tests.support.processes import REPO_ROOT, RunningProcess, model_server
 
 DATA = REPO_ROOT / "tests" / "data"
+#: Deepgram's SDK lives in its own virtualenv (make setup); its models check our messages.
+DEEPGRAM_PYTHON = REPO_ROOT / ".venv-deepgram" / "bin" / "python"
+DEEPGRAM_MODELS = Path(__file__).with_name("deepgram_models.py")
 SPEECH = DATA / "speech"
 TIMEOUT = 30.0  # seconds one exchange may take before the test fails (decoding shares 2 cores)
 LISTEN = "encoding=linear16&sample_rate=16000"
@@ -114,3 +118,25 @@ async def stream_clip(url: str, pcm: bytes, *, chunk_bytes: int = 3200) -> Recei
 
 def transcribe(url: str, pcm: bytes, *, chunk_bytes: int = 3200) -> Received:
     return asyncio.run(stream_clip(url, pcm, chunk_bytes=chunk_bytes))
+
+
+def deepgram_sdk(command: str, stdin: str = "") -> str:
+    """Run ``deepgram_models.py command`` in .venv-deepgram; its standard output."""
+    assert DEEPGRAM_PYTHON.exists(), "run make setup: .venv-deepgram holds Deepgram's SDK"
+    done = subprocess.run(
+        [str(DEEPGRAM_PYTHON), str(DEEPGRAM_MODELS), command],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=True,
+    )
+    return done.stdout
+
+
+def sdk_validation_errors(messages: list[dict[str, Any]]) -> list[str]:
+    """Each message checked strictly against deepgram-sdk's typed model for its type; the failures."""
+    lines = "".join(json.dumps(message) + "\n" for message in messages)
+    verdicts = deepgram_sdk("validate", lines).splitlines()
+    assert len(verdicts) == len(messages)
+    return [verdict for verdict in verdicts if verdict != "ok"]

@@ -8,7 +8,8 @@ import wave
 
 import pytest
 
-from model_server.models.transcribe.audio import MAX_HEADER_BYTES, AudioFormatError, PcmInput
+from model_server.models.transcribe.audio import MAX_HEADER_BYTES, AudioFormat, AudioFormatError, PcmInput
+from model_server.models.transcribe.params import Encoding
 
 PCM = bytes(range(200)) * 5  # 1000 bytes, 500 samples
 
@@ -83,3 +84,28 @@ def test_riff_that_never_reaches_data_is_refused_once_too_long() -> None:
 
 def test_audio_that_merely_starts_like_riff_is_audio() -> None:
     assert push_all([b"RI", b"CH" + PCM[:6]]) == b"RICH" + PCM[:6]
+
+
+def test_header_sets_the_format_the_query_left_out() -> None:
+    audio = PcmInput(AudioFormat(), explicit=frozenset())
+    stereo = bytes(range(200)) * 4
+    assert audio.push(wav_bytes(stereo, rate=8000, channels=2)) == stereo
+    assert audio.format == AudioFormat(Encoding.LINEAR16, 8000, 2)
+
+
+def test_header_contradicting_the_query_is_refused() -> None:
+    audio = PcmInput(AudioFormat(Encoding.LINEAR16, 8000, 1), explicit=frozenset({"sample_rate"}))
+    with pytest.raises(AudioFormatError, match="16000 Hz; the query declared linear16 at 8000 Hz"):
+        audio.push(wav_bytes(PCM))
+
+
+def test_a_header_rate_outside_the_range_is_refused() -> None:
+    with pytest.raises(AudioFormatError, match="96000 Hz"):
+        PcmInput(explicit=frozenset()).push(wav_bytes(PCM, rate=96000))
+
+
+def test_frames_of_several_channels_are_kept_whole() -> None:
+    audio = PcmInput(AudioFormat(Encoding.MULAW, 8000, 3))
+    out = [audio.push(PCM[offset : offset + 7]) for offset in range(0, 999, 7)]
+    assert all(len(part) % 3 == 0 for part in out)
+    assert b"".join(out) == PCM[:999]

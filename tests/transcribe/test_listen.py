@@ -155,9 +155,10 @@ def test_frames_of_odd_sizes_give_the_same_transcript(listen_server: RunningProc
 @pytest.mark.parametrize(
     ("query", "reason"),
     [
-        ("encoding=linear16&sample_rate=8000", "sample_rate=8000 is not supported"),
+        ("encoding=linear16&sample_rate=7999", "sample_rate=7999 is not supported"),
         ("encoding=opus", "encoding='opus' is not supported"),
-        ("model=nova-3&diarize=true", "unknown query parameter(s) diarize"),
+        ("model=nova-3&diarize=true", "diarize='true' is not available"),
+        ("model=nova-3&diarise=false", "unknown query parameter(s) diarise"),
         ("interim_results=maybe", "interim_results='maybe' is not valid"),
         # Unicode digits (str.isdigit() is true for them, int() refuses or misreads them): 400, not 500.
         ("sample_rate=%C2%B9", "sample_rate='¹' is not valid"),
@@ -190,7 +191,7 @@ def test_malformed_control_messages_get_an_error_and_the_session_goes_on(
     async def scenario() -> tuple[list[dict[str, object]], Received]:
         async with open_listen(listen_url(listen_server)) as ws:
             errors = []
-            for bad in ("CloseStream", "[]", '{"type": "Configure"}'):
+            for bad in ("CloseStream", "[]", '{"type": "Reconfigure"}'):
                 await ws.send(bad)
                 errors.append(await next_message(ws))
             await ws.send(json.dumps({"type": "KeepAlive"}))
@@ -201,7 +202,7 @@ def test_malformed_control_messages_get_an_error_and_the_session_goes_on(
     errors, rest = asyncio.run(scenario())
     assert [error["type"] for error in errors] == ["Error"] * 3
     assert "not JSON" in str(errors[0]["description"])
-    assert "unknown message type 'Configure'" in str(errors[2]["description"])
+    assert "unknown message type 'Reconfigure'" in str(errors[2]["description"])
     assert rest.final_text() == "the weather is nice today"
     assert rest.messages[-1]["type"] == "Metadata" and rest.close_code == 1000
 

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from model_server.model import QueryError
-from model_server.models.transcribe.params import DEFAULT_ENDPOINTING_MS, ListenParams, parse_listen_query
+from model_server.models.transcribe.params import (
+    DEFAULT_ENDPOINTING_MS,
+    PARAMETERS,
+    Encoding,
+    ListenParams,
+    parse_listen_query,
+)
+from model_server.query import parse_query
+from tests.transcribe.conftest import deepgram_sdk
+
+#: What Deepgram's live documentation adds to the SDK's ``listen.v1.connect`` keywords.
+LIVE_DOCS_EXTRA = ["filler_words", "no_delay", "alternatives", "diarize_version"]
+PIPECAT_DEFAULT = (
+    "detect_entities=false&diarize=false&dictation=false&interim_results=true&numerals=false&punctuate=true"
+    "&smart_format=false&model=nova-3&language=en&encoding=linear16&channels=1&multichannel=false"
+    "&sample_rate=16000"
+)
 
 #: Numbers in another script's digits: str.isdigit() is true and int() reads them, but a client that
 #: sends them has a bug worth hearing about.
@@ -30,18 +48,91 @@ def test_deepgram_client_query_is_accepted() -> None:
             "endpointing": "500",
         }
     )
-    assert params.interim_results and params.punctuate
+    assert params.interim_results and params.formatting.punctuate
     assert params.endpointing_ms == 500
+
+
+def test_every_deepgram_live_parameter_is_known_by_name() -> None:
+    sdk_keywords = json.loads(deepgram_sdk("connect-keywords"))
+    assert len(sdk_keywords) >= 30  # deepgram-sdk 7.17's listen.v1.connect
+    assert sorted(sdk_keywords + LIVE_DOCS_EXTRA) == sorted(PARAMETERS)
+
+
+def test_pipecat_default_query_is_accepted() -> None:
+    params = parse_listen_query(parse_query(PIPECAT_DEFAULT))
+    assert params.interim_results and params.formatting.punctuate
+    assert not (params.formatting.numerals or params.formatting.smart_format or params.multichannel)
+
+
+def test_telephony_and_browser_audio_formats_are_accepted() -> None:
+    mulaw = parse_listen_query({"encoding": "mulaw", "sample_rate": "8000"})
+    assert (mulaw.encoding, mulaw.sample_rate) == (Encoding.MULAW, 8000)
+    alaw = parse_listen_query({"encoding": "ALAW", "sample_rate": "8000"})
+    assert alaw.encoding is Encoding.ALAW
+    browser = parse_listen_query({"sample_rate": "48000", "channels": "2", "multichannel": "true"})
+    assert (browser.sample_rate, browser.channels, browser.multichannel) == (48000, 2, True)
+    assert browser.explicit_format == {"sample_rate", "channels"}
+
+
+def test_repeated_parameters_collect_every_value() -> None:
+    params = parse_listen_query(
+        parse_query("redact=pci&redact=ssn&replace=a:b&replace=c%20d:e&tag=x&tag=y&extra=k:v&extra=k2:v2")
+    )
+    assert params.formatting.redact == {"pci", "ssn"}
+    assert params.formatting.replace == (("a", "b"), ("c d", "e"))
+    assert params.tags == ("x", "y")
+    assert params.extra == (("k", "v"), ("k2", "v2"))
+    assert parse_listen_query(parse_query("redact=true")).formatting.redact == {"numbers"}
+
+
+def test_a_single_valued_parameter_given_twice_is_refused() -> None:
+    with pytest.raises(QueryError, match="'model' is given more than once"):
+        parse_listen_query(parse_query("model=nova-3&model=nova-2"))
+
+
+@pytest.mark.parametrize("language", ["en", "en-US", "en-GB", "en-au", "EN-IN"])
+def test_english_of_any_region_is_accepted(language: str) -> None:
+    parse_listen_query({"language": language})
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"diarize": "false", "detect_entities": "false", "alternatives": "1"},
+        {"mip_opt_out": "true", "no_delay": "true", "version": "latest", "callback_method": "POST"},
+        {"filler_words": "true", "dictation": "true", "profanity_filter": "true", "vad_events": "true"},
+        {"interim_results": "true", "utterance_end_ms": "1000", "language_hint": "en"},
+    ],
+)
+def test_off_values_and_honoured_features_are_accepted(query: dict[str, str]) -> None:
+    parse_listen_query(query)
 
 
 @pytest.mark.parametrize(
     ("query", "reason"),
     [
-        ({"smart_format": "true"}, "unknown query parameter(s) smart_format"),
-        ({"encoding": "mulaw"}, "encoding='mulaw' is not supported"),
-        ({"sample_rate": "8000"}, "sample_rate=8000 is not supported"),
+        ({"smart_formatting": "true"}, "unknown query parameter(s) smart_formatting"),
+        ({"encoding": "opus"}, "encoding='opus' is not supported"),
+        ({"sample_rate": "7999"}, "sample_rate=7999 is not supported"),
+        ({"sample_rate": "96000"}, "sample_rate=96000 is not supported"),
         ({"sample_rate": "16k"}, "sample_rate='16k' is not valid"),
-        ({"channels": "2"}, "channels=2 is not supported"),
+        ({"channels": "9"}, "channels=9 is not supported"),
+        ({"channels": "0"}, "channels=0 is not supported"),
+        ({"diarize": "true"}, "diarize='true' is not available"),
+        ({"detect_entities": "true"}, "detect_entities='true' is not available"),
+        ({"diarize_model": "v1"}, "diarize_model is not available"),
+        ({"keywords": "pizza:2"}, "keywords is not available"),
+        ({"keyterm": "pizza"}, "keyterm is not available"),
+        ({"search": "pizza"}, "search is not available"),
+        ({"callback": "https://example.com/hook"}, "callback is not available"),
+        ({"alternatives": "2"}, "alternatives='2' is not available"),
+        ({"redact": "phi"}, "redact='phi' is not supported"),
+        ({"version": "2024-01-01"}, "version='2024-01-01' is not available"),
+        ({"language_hint": "fr"}, "language_hint='fr' is not supported"),
+        ({"utterance_end_ms": "1000"}, "utterance_end_ms needs interim_results=true"),
+        ({"interim_results": "true", "utterance_end_ms": "10"}, "utterance_end_ms='10' is not valid"),
+        ({"extra": "novalue"}, "extra='novalue' is not valid"),
+        ({"language": "en-us-x"}, "language='en-us-x' is not supported"),
         ({"interim_results": "yes"}, "interim_results='yes' is not valid"),
         ({"punctuate": "1"}, "punctuate='1' is not valid"),
         ({"model": "whisper-large"}, "model='whisper-large' is not available"),

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from model_server.models.transcribe.recognizer import Transcript, Word
+from model_server.models.transcribe.formatting import Token, transcript_text
+from model_server.models.transcribe.recognizer import Transcript
 
 MODEL_NAME = "pocketsphinx-en-us"
 MODEL_ARCH = "pocketsphinx"
@@ -27,10 +30,26 @@ class ControlType(StrEnum):
     KEEP_ALIVE = "KeepAlive"
     FINALIZE = "Finalize"
     CLOSE_STREAM = "CloseStream"
+    CONFIGURE = "Configure"
+
+
+class ConfigureFailureCode(StrEnum):
+    """Deepgram's reasons for refusing a ``Configure``."""
+
+    KEYTERMS_NOT_SUPPORTED = "CONFIGURE_KEYTERMS_NOT_SUPPORTED"
+    INTERNAL_ERROR = "CONFIGURE_INTERNAL_ERROR"
 
 
 class ControlMessageError(ValueError):
     """A text frame that is not a control message this model knows."""
+
+
+@dataclass(frozen=True)
+class Control:
+    """A parsed control message; ``body`` is the whole JSON object (Configure's fields live there)."""
+
+    type: ControlType
+    body: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -49,8 +68,8 @@ class ModelInfo:
         return {"name": self.name, "version": self.version, "arch": self.arch}
 
 
-def parse_control(text: str) -> ControlType:
-    """The type of a control message; ``ControlMessageError`` says what is wrong with any other text."""
+def parse_control(text: str) -> Control:
+    """A control message; ``ControlMessageError`` says what is wrong with any other text."""
     try:
         message = json.loads(text)
     except json.JSONDecodeError as error:
@@ -58,7 +77,7 @@ def parse_control(text: str) -> ControlType:
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ControlMessageError('text message must be a JSON object with a string "type"')
     try:
-        return ControlType(message["type"])
+        return Control(ControlType(message["type"]), message)
     except ValueError:
         known = ", ".join(control.value for control in ControlType)
         raise ControlMessageError(
@@ -66,14 +85,27 @@ def parse_control(text: str) -> ControlType:
         ) from None
 
 
-def results_message(transcript: Transcript, *, request_id: str, model: ModelInfo, punctuate: bool) -> str:
-    """A ``Results`` message for one interim or final transcript."""
-    words = [_word_json(word, index, transcript, punctuate) for index, word in enumerate(transcript.words)]
-    text = " ".join(str(word["punctuated_word"]) for word in words) if punctuate else transcript.text
+def results_message(
+    transcript: Transcript,
+    tokens: Sequence[Token],
+    *,
+    channel: tuple[int, int],
+    request_id: str,
+    model: ModelInfo,
+    extra: dict[str, str],
+) -> str:
+    """A ``Results`` message for one interim or final transcript (``tokens``: its formatted words)."""
+    metadata: dict[str, object] = {
+        "request_id": request_id,
+        "model_info": model.as_json(),
+        "model_uuid": model.uuid,
+    }
+    if extra:
+        metadata["extra"] = extra
     return json.dumps(
         {
             "type": "Results",
-            "channel_index": [0, 1],
+            "channel_index": list(channel),
             "duration": round(transcript.duration, 3),
             "start": round(transcript.start, 3),
             "is_final": transcript.is_final,
@@ -81,29 +113,69 @@ def results_message(transcript: Transcript, *, request_id: str, model: ModelInfo
             "from_finalize": transcript.from_finalize,
             "channel": {
                 "alternatives": [
-                    {"transcript": text, "confidence": round(transcript.confidence, 4), "words": words}
+                    {
+                        "transcript": transcript_text(tokens),
+                        "confidence": round(transcript.confidence, 4),
+                        "words": [_word_json(token) for token in tokens],
+                    }
                 ]
             },
-            "metadata": {"request_id": request_id, "model_info": model.as_json(), "model_uuid": model.uuid},
+            "metadata": metadata,
         }
     )
 
 
-def metadata_message(*, request_id: str, created: str, duration: float, sha256: str, model: ModelInfo) -> str:
-    """The ``Metadata`` message sent after the last results of a closed stream."""
+def speech_started_message(*, channel: tuple[int, int], timestamp: float) -> str:
+    """``SpeechStarted`` (``vad_events=true``): speech began at ``timestamp`` seconds of the stream."""
+    return json.dumps({"type": "SpeechStarted", "channel": list(channel), "timestamp": timestamp})
+
+
+def utterance_end_message(*, channel: tuple[int, int], last_word_end: float) -> str:
+    """``UtteranceEnd`` (``utterance_end_ms``): no word for that long after ``last_word_end``."""
+    return json.dumps({"type": "UtteranceEnd", "channel": list(channel), "last_word_end": last_word_end})
+
+
+def configure_success_message(*, request_id: str, keyterms: list[str] | None) -> str:
+    message: dict[str, object] = {"type": "ConfigureSuccess", "request_id": request_id}
+    if keyterms is not None:
+        message["keyterms"] = keyterms
+    return json.dumps(message)
+
+
+def configure_failure_message(*, request_id: str, code: ConfigureFailureCode, description: str) -> str:
     return json.dumps(
-        {
-            "type": "Metadata",
-            "transaction_key": "deprecated",
-            "request_id": request_id,
-            "sha256": sha256,
-            "created": created,
-            "duration": round(duration, 3),
-            "channels": 1,
-            "models": [model.uuid],
-            "model_info": {model.uuid: model.as_json()},
-        }
+        {"type": "ConfigureFailure", "request_id": request_id, "code": code.value, "description": description}
     )
+
+
+def metadata_message(
+    *,
+    request_id: str,
+    created: str,
+    duration: float,
+    sha256: str,
+    channels: int,
+    model: ModelInfo,
+    extra: dict[str, str],
+    tags: list[str],
+) -> str:
+    """The ``Metadata`` message sent after the last results of a closed stream."""
+    message: dict[str, object] = {
+        "type": "Metadata",
+        "transaction_key": "deprecated",
+        "request_id": request_id,
+        "sha256": sha256,
+        "created": created,
+        "duration": round(duration, 3),
+        "channels": channels,
+        "models": [model.uuid],
+        "model_info": {model.uuid: model.as_json()},
+    }
+    if extra:
+        message["extra"] = extra
+    if tags:
+        message["tags"] = tags
+    return json.dumps(message)
 
 
 def error_message(description: str, *, variant: str) -> str:
@@ -113,24 +185,11 @@ def error_message(description: str, *, variant: str) -> str:
     )
 
 
-def _word_json(word: Word, index: int, transcript: Transcript, punctuate: bool) -> dict[str, object]:
-    result: dict[str, object] = {
-        "word": word.text,
-        "start": word.start,
-        "end": word.end,
-        "confidence": round(word.confidence, 4),
+def _word_json(token: Token) -> dict[str, object]:
+    return {
+        "word": token.word,
+        "start": token.start,
+        "end": token.end,
+        "confidence": round(token.confidence, 4),
+        "punctuated_word": token.punctuated,
     }
-    if punctuate:
-        result["punctuated_word"] = _punctuated(word.text, index, len(transcript.words), transcript.is_final)
-    return result
-
-
-def _punctuated(text: str, index: int, count: int, is_final: bool) -> str:
-    """Sentence case and a closing full stop: all the punctuation an n-gram decoder can honestly add."""
-    if text == "i" or text.startswith("i'"):
-        text = "I" + text[1:]
-    if index == 0:
-        text = text[:1].upper() + text[1:]
-    if is_final and index == count - 1:
-        text += "."
-    return text

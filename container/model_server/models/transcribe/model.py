@@ -23,6 +23,7 @@ from importlib.metadata import version
 
 from model_server.model import Model, Session, SessionHandler
 from model_server.models.transcribe.decoder import DecoderPool
+from model_server.models.transcribe.formatting import Formatter
 from model_server.models.transcribe.messages import MODEL_ARCH, MODEL_NAME, ModelInfo
 from model_server.models.transcribe.params import ListenParams, parse_listen_query
 from model_server.models.transcribe.session import DecodingRuntime, TranscribeSession
@@ -62,10 +63,13 @@ class TranscribeModel(Model):
         # decode faster anyway.
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transcribe-decode")
         model_info = ModelInfo(name=MODEL_NAME, version=version("pocketsphinx"), arch=MODEL_ARCH)
-        self._runtime = DecodingRuntime(pool=pool, executor=executor, model_info=model_info)
+        self._runtime = DecodingRuntime(
+            pool=pool, executor=executor, model_info=model_info, formatter=Formatter()
+        )
 
     def load(self) -> None:
         self._runtime.executor.submit(self._runtime.pool.load, warm=self._warm_decoders).result()
+        self._runtime.executor.submit(self._runtime.formatter.load).result()
 
     def parse_query(self, query: Mapping[str, str]) -> ListenParams:
         return parse_listen_query(query)

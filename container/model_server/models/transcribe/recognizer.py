@@ -63,13 +63,28 @@ class Transcript:
         return " ".join(word.text for word in self.words)
 
 
+@dataclass(frozen=True)
+class SpeechStart:
+    """Speech began (``vad_events``): the stream time of its first sample."""
+
+    timestamp: float
+
+
 class StreamRecognizer:
     """Feeds one stream's audio through a segmenter and a pocketsphinx decoder."""
 
     def __init__(
-        self, decoder: Any, *, interim_results: bool, endpointing_ms: int | None, second_pass: bool = True
+        self,
+        decoder: Any,
+        *,
+        interim_results: bool,
+        endpointing_ms: int | None,
+        second_pass: bool = True,
+        vad_events: bool = False,
     ) -> None:
+        """``vad_events``: also return a ``SpeechStart`` where speech begins, before its results."""
         self._decoder = decoder
+        self._vad_events = vad_events
         self._segmenter = SpeechSegmenter(end_window_ms=endpointing_ms)
         self._interim_results = interim_results
         self._frame_bytes = self._segmenter.frame_bytes
@@ -90,9 +105,9 @@ class StreamRecognizer:
         """Seconds of audio received, including what still waits for a whole frame."""
         return (self._samples + len(self._pending) // SAMPLE_WIDTH) / SAMPLE_RATE
 
-    def accept(self, pcm: bytes) -> list[Transcript]:
+    def accept(self, pcm: bytes) -> list[Transcript | SpeechStart]:
         """Decode ``pcm`` (whole 16-bit samples); return the results it completed."""
-        results: list[Transcript] = []
+        results: list[Transcript | SpeechStart] = []
         buffer = self._pending + pcm
         offset = 0
         while len(buffer) - offset >= self._frame_bytes:
@@ -107,7 +122,7 @@ class StreamRecognizer:
             results.append(interim)
         return results
 
-    def finalize(self, *, from_finalize: bool, closing: bool = False) -> list[Transcript]:
+    def finalize(self, *, from_finalize: bool, closing: bool = False) -> list[Transcript | SpeechStart]:
         """Decode everything received so far and end the utterance (``Finalize``/``CloseStream``).
 
         With ``from_finalize`` there is always one result marked ``from_finalize`` (with no words
@@ -118,7 +133,7 @@ class StreamRecognizer:
         self._samples += len(self._pending) // SAMPLE_WIDTH
         self._pending = b""
         results = self._apply(self._segmenter.flush(), from_finalize=from_finalize, closing=closing)
-        if from_finalize and not any(result.from_finalize for result in results):
+        if from_finalize and not any(isinstance(r, Transcript) and r.from_finalize for r in results):
             now = self._samples / SAMPLE_RATE
             results.append(
                 Transcript(
@@ -139,10 +154,14 @@ class StreamRecognizer:
             self._decoder.end_utt()
             self._in_utterance = False
 
-    def _apply(self, step: SegmentStep, *, from_finalize: bool, closing: bool = False) -> list[Transcript]:
-        results: list[Transcript] = []
+    def _apply(
+        self, step: SegmentStep, *, from_finalize: bool, closing: bool = False
+    ) -> list[Transcript | SpeechStart]:
+        results: list[Transcript | SpeechStart] = []
         if step.started_at is not None and not self._in_utterance:
             self._start_utterance(step.started_at)
+            if self._vad_events:
+                results.append(SpeechStart(round(step.started_at / SAMPLE_RATE, 3)))
         for speech in step.speech:
             if self._in_utterance:
                 self._decode(speech)

@@ -11,24 +11,33 @@ import asyncio
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from model_server.model import CloseCode, Session, SessionError, SessionHandler
-from model_server.models.transcribe.audio import AudioFormatError, PcmInput
+from model_server.models.transcribe.audio import AudioFormat, AudioFormatError, PcmInput
+from model_server.models.transcribe.convert import Converter
 from model_server.models.transcribe.decoder import DecoderPool
+from model_server.models.transcribe.formatting import Formatter
 from model_server.models.transcribe.messages import (
+    ConfigureFailureCode,
+    Control,
     ControlMessageError,
     ControlType,
     ModelInfo,
+    configure_failure_message,
+    configure_success_message,
     error_message,
     metadata_message,
     parse_control,
     results_message,
+    speech_started_message,
+    utterance_end_message,
 )
-from model_server.models.transcribe.params import SAMPLE_RATE, SAMPLE_WIDTH, ListenParams
-from model_server.models.transcribe.recognizer import StreamRecognizer, Transcript
+from model_server.models.transcribe.params import SAMPLE_RATE, SAMPLE_WIDTH, SWITCHABLE_FEATURES, ListenParams
+from model_server.models.transcribe.recognizer import SpeechStart, StreamRecognizer, Transcript
 
 DECODE_SLICE_SECONDS = 0.25
 DECODE_SLICE_BYTES = int(DECODE_SLICE_SECONDS * SAMPLE_RATE) * SAMPLE_WIDTH
@@ -36,25 +45,43 @@ DECODE_SLICE_BYTES = int(DECODE_SLICE_SECONDS * SAMPLE_RATE) * SAMPLE_WIDTH
 
 @dataclass(frozen=True)
 class DecodingRuntime:
-    """What every session of the model shares: the decoder pool and the thread that runs decoders."""
+    """What every session of the model shares: the decoder pool, the thread that runs decoders, and
+    the formatter."""
 
     pool: DecoderPool
     executor: Executor
     model_info: ModelInfo
+    formatter: Formatter
+
+
+@dataclass
+class Channel:
+    """One decoded channel of a session: its recognizer and its UtteranceEnd bookkeeping."""
+
+    index: tuple[int, int]  # Deepgram's channel_index: [this channel, channels]
+    stream: StreamRecognizer
+    decoder: Any
+    #: End of the last word sent; set while an UtteranceEnd for it is still due.
+    last_word_end: float | None = None
+    sent: list[str] = field(default_factory=list)
 
 
 class TranscribeSession(SessionHandler):
-    """Streams one client's audio through its own decoder."""
+    """Streams one client's audio through its own decoder (one per channel with multichannel=true)."""
 
     def __init__(self, session: Session, params: ListenParams, runtime: DecodingRuntime) -> None:
         self._session = session
         self._params = params
         self._runtime = runtime
-        self._input = PcmInput()
+        self._formatting = params.formatting
+        self._input = PcmInput(
+            AudioFormat(params.encoding, params.sample_rate, params.channels), params.explicit_format
+        )
+        self._converter: Converter | None = None
+        self._channels: list[Channel] = []
+        self._frames = 0  # source frames received
         self._sha256 = hashlib.sha256()
         self._created = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        self._stream: StreamRecognizer | None = None
-        self._decoder: Any = None
         self._closed = False
 
     async def on_binary(self, data: bytes) -> None:
@@ -62,16 +89,15 @@ class TranscribeSession(SessionHandler):
             return
         self._sha256.update(data)
         try:
-            pcm = self._input.push(data)
+            frames = self._input.push(data)
         except AudioFormatError as error:
             await self._session.send_text(error_message(str(error), variant="DATA-0000"))
             raise SessionError(CloseCode.INVALID_PAYLOAD, f"DATA-0000: {error}") from None
-        if not pcm:
+        if not frames:
             return
-        stream = await self._recognizer()
-        for offset in range(0, len(pcm), DECODE_SLICE_BYTES):
-            results = await self._decode(stream.accept, pcm[offset : offset + DECODE_SLICE_BYTES])
-            await self._send_results(results)
+        converter = await self._open_channels()
+        self._frames += len(frames) // converter.source.frame_bytes
+        await self._decode_all(converter.convert(frames))
 
     async def on_text(self, text: str) -> None:
         if self._closed:
@@ -81,65 +107,155 @@ class TranscribeSession(SessionHandler):
         except ControlMessageError as error:
             await self._session.send_text(error_message(str(error), variant="INVALID_MESSAGE"))
             return
-        if control is ControlType.KEEP_ALIVE:
+        if control.type is ControlType.KEEP_ALIVE:
             return
-        if control is ControlType.FINALIZE:
-            stream = await self._recognizer()
-            await self._send_results(await self._decode(lambda: stream.finalize(from_finalize=True)))
+        if control.type is ControlType.CONFIGURE:
+            await self._session.send_text(self._configure(control))
+            return
+        if control.type is ControlType.FINALIZE:
+            await self._open_channels()
+            await self._flush(from_finalize=True)
             return
         # CloseStream: the last results, the Metadata message, then a normal close.
         self._closed = True
-        if self._stream is not None:
-            stream = self._stream
-            await self._send_results(
-                await self._decode(lambda: stream.finalize(from_finalize=False, closing=True))
-            )
-        duration = self._stream.audio_seconds if self._stream is not None else 0.0
+        if self._channels:
+            await self._flush(from_finalize=False)
+        source = self._input.format
         await self._session.send_text(
             metadata_message(
                 request_id=self._session.session_id,
                 created=self._created,
-                duration=duration,
+                duration=self._frames / source.sample_rate,
                 sha256=self._sha256.hexdigest(),
+                channels=source.channels,
                 model=self._runtime.model_info,
+                extra=dict(self._params.extra),
+                tags=list(self._params.tags),
             )
         )
         await self._session.close(CloseCode.NORMAL, "")
 
     async def on_end(self) -> None:
         self._closed = True
-        if self._decoder is None:
-            return
-        stream, decoder = self._stream, self._decoder
-        self._stream = self._decoder = None
+        channels, self._channels = self._channels, []
 
         def release() -> None:
-            if stream is not None:
-                stream.close()
-            self._runtime.pool.release(decoder)
+            for channel in channels:
+                channel.stream.close()
+                self._runtime.pool.release(channel.decoder)
 
-        await self._decode(release)
+        if channels:
+            await self._run(release)
 
-    async def _recognizer(self) -> StreamRecognizer:
-        if self._stream is None:
-            self._decoder = await self._decode(self._runtime.pool.acquire)
-            self._stream = StreamRecognizer(
-                self._decoder,
-                interim_results=self._params.interim_results,
-                endpointing_ms=self._params.endpointing_ms,
+    def _configure(self, control: Control) -> str:
+        """Apply a ``Configure`` (formatting switches, keyterms); the answer to send."""
+        request_id = self._session.session_id
+        features = control.body.get("features")
+        keyterms = control.body.get("keyterms")
+        if keyterms:
+            return configure_failure_message(
+                request_id=request_id,
+                code=ConfigureFailureCode.KEYTERMS_NOT_SUPPORTED,
+                description="this model cannot boost keyterms (its language model is shared and fixed)",
             )
-        return self._stream
+        changes: dict[str, bool] = {}
+        if features is not None:
+            if not isinstance(features, dict) or not all(isinstance(on, bool) for on in features.values()):
+                return configure_failure_message(
+                    request_id=request_id,
+                    code=ConfigureFailureCode.INTERNAL_ERROR,
+                    description='"features" must be an object of feature names to true or false',
+                )
+            unknown = sorted(set(features) - set(SWITCHABLE_FEATURES))
+            if unknown:
+                return configure_failure_message(
+                    request_id=request_id,
+                    code=ConfigureFailureCode.INTERNAL_ERROR,
+                    description=f"feature(s) {', '.join(unknown)} cannot be switched mid-stream; "
+                    f"these can: {', '.join(SWITCHABLE_FEATURES)}",
+                )
+            changes = features
+        if keyterms is not None and not isinstance(keyterms, list):
+            return configure_failure_message(
+                request_id=request_id,
+                code=ConfigureFailureCode.INTERNAL_ERROR,
+                description='"keyterms" must be an array of strings',
+            )
+        self._formatting = replace(self._formatting, **cast(dict[str, Any], changes))
+        return configure_success_message(request_id=request_id, keyterms=[] if keyterms is not None else None)
 
-    async def _decode[T](self, work: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._runtime.executor, work, *args)
+    async def _open_channels(self) -> Converter:
+        """The converter and one recognizer per output channel, made when the first audio (or a
+        Finalize) arrives, once a WAV header could have told the format."""
+        if self._converter is None:
+            self._converter = Converter(self._input.format, multichannel=self._params.multichannel)
+            outputs = self._converter.outputs
+            decoders = [await self._run(self._runtime.pool.acquire) for _ in range(outputs)]
+            self._channels = [
+                Channel(
+                    index=(number, outputs),
+                    stream=StreamRecognizer(
+                        decoder,
+                        interim_results=self._params.interim_results,
+                        endpointing_ms=self._params.endpointing_ms,
+                        vad_events=self._params.vad_events,
+                    ),
+                    decoder=decoder,
+                )
+                for number, decoder in enumerate(decoders)
+            ]
+        return self._converter
 
-    async def _send_results(self, results: list[Transcript]) -> None:
-        for transcript in results:
-            await self._session.send_text(
+    async def _decode_all(self, pcm: list[bytes]) -> None:
+        """Decode each channel's PCM in slices, taking turns between channels."""
+        longest = max((len(part) for part in pcm), default=0)
+        for offset in range(0, longest, DECODE_SLICE_BYTES):
+            for channel, part in zip(self._channels, pcm, strict=True):
+                piece = part[offset : offset + DECODE_SLICE_BYTES]
+                if piece:
+                    await self._send(
+                        await self._run(self._render, channel, partial(channel.stream.accept, piece))
+                    )
+
+    async def _flush(self, *, from_finalize: bool) -> None:
+        """Decode what the resamplers hold, then end every channel's utterance."""
+        if self._converter is not None:
+            await self._decode_all(self._converter.flush())
+        closing = not from_finalize
+        for channel in self._channels:
+            finalize = partial(channel.stream.finalize, from_finalize=from_finalize, closing=closing)
+            await self._send(await self._run(self._render, channel, finalize))
+
+    def _render(self, channel: Channel, work: Callable[[], list[Transcript | SpeechStart]]) -> list[str]:
+        """Run ``work`` on the decoding thread and turn its events into messages (formatting included)."""
+        messages = []
+        for event in work():
+            if isinstance(event, SpeechStart):
+                messages.append(speech_started_message(channel=channel.index, timestamp=event.timestamp))
+                continue
+            tokens = self._runtime.formatter.format(event.words, self._formatting, is_final=event.is_final)
+            messages.append(
                 results_message(
-                    transcript,
+                    event,
+                    tokens,
+                    channel=channel.index,
                     request_id=self._session.session_id,
                     model=self._runtime.model_info,
-                    punctuate=self._params.punctuate,
+                    extra=dict(self._params.extra),
                 )
             )
+            if event.words:
+                channel.last_word_end = max(word.end for word in event.words)
+        gap = self._params.utterance_end_ms
+        last = channel.last_word_end
+        if gap is not None and last is not None and channel.stream.audio_seconds - last >= gap / 1000:
+            messages.append(utterance_end_message(channel=channel.index, last_word_end=last))
+            channel.last_word_end = None
+        return messages
+
+    async def _run[T](self, work: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._runtime.executor, work, *args)
+
+    async def _send(self, messages: list[str]) -> None:
+        for message in messages:
+            await self._session.send_text(message)
