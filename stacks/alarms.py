@@ -1,5 +1,12 @@
 """CloudWatch alarms for one SageMaker endpoint variant: thresholds as settings, units made right.
 
+Rollback alarms watch the new fleet only. The deployment-guardrails guide ("Auto-Rollback Configuration
+and Monitoring") warns about alarms on both fleets: "if your old fleet trips the alarm during the
+deployment, SageMaker terminates your deployment", and shows alarms with the dimension
+`EndpointConfigName` of the new config to "monitor only the new fleet and exclude the old fleet". So the
+5XX and latency alarms come twice: on every fleet (they page), and on the fleet of the config being
+deployed (`deployed_config_name`; the endpoint's auto-rollback alarms, which do not page twice).
+
 Every alarm has an explicit name derived from the endpoint name (a plain string known at synth), so the
 endpoint's AutoRollbackConfiguration can name the rollback alarms without a token: the alarms reference the
 endpoint only through its name, the endpoint references the alarms only through their names, and
@@ -32,6 +39,8 @@ from stacks.setting_types import check_setting_types
 
 # A CloudWatch alarm may look back at most one day (evaluation periods x period).
 MAX_ALARM_LOOKBACK_SECONDS = 86_400
+# Name prefix of the new-fleet copies of the rollback alarms (`<endpoint>-new-fleet-5xx-error-rate`).
+NEW_FLEET_PREFIX = "new-fleet-"
 
 
 def _check_fraction(name: str, value: float) -> None:
@@ -161,6 +170,7 @@ class _AlarmSpec:
     datapoints_to_alarm: int
     treat_missing_data: cloudwatch.TreatMissingData
     description: str
+    pages: bool = True
 
 
 class EndpointAlarms(Construct):
@@ -168,9 +178,10 @@ class EndpointAlarms(Construct):
 
     Attributes: one per alarm (`error_5xx`, `error_4xx`, `model_errors`, `model_latency`,
     `first_chunk_latency`, `cpu`, `memory`, `gpu`, `gpu_memory`, `disk`, `no_traffic`; the latency, GPU and
-    no-traffic ones are None when switched off or not applicable), `all_alarms`, `rollback_alarms` with
-    their plain-string `rollback_alarm_names`, and `unhealthy`. With a topic, ALARM and OK transitions of
-    every alarm go to it.
+    no-traffic ones are None when switched off or not applicable), `all_alarms`, `rollback_alarms` (the
+    new-fleet copies of the 5XX and latency alarms, scoped to `deployed_config_name`; empty without it)
+    with their plain-string `rollback_alarm_names`, and `unhealthy`. With a topic, ALARM and OK
+    transitions of every all-fleet alarm go to it.
     """
 
     def __init__(
@@ -183,6 +194,7 @@ class EndpointAlarms(Construct):
         instance_type: str,
         settings: AlarmSettings,
         topic: sns.ITopic | None = None,
+        deployed_config_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         validate_endpoint_name(endpoint_name)
@@ -306,8 +318,16 @@ class EndpointAlarms(Construct):
             else self._no_traffic_alarm(settings.alarm_no_traffic_minutes)
         )
 
-        self.rollback_alarms: tuple[cloudwatch.Alarm, ...] = tuple(
-            alarm for alarm in (self.error_5xx, self.model_latency, self.first_chunk_latency) if alarm
+        self.rollback_alarms: tuple[cloudwatch.Alarm, ...] = (
+            ()
+            if deployed_config_name is None
+            else self._new_fleet_alarms(
+                EndpointMetrics(
+                    endpoint_name=endpoint_name,
+                    variant_name=variant_name,
+                    endpoint_config_name=deployed_config_name,
+                )
+            )
         )
         # Plain strings (not the alarms' Ref tokens), so the endpoint can name them without a dependency.
         self.rollback_alarm_names: tuple[str, ...] = tuple(
@@ -320,16 +340,77 @@ class EndpointAlarms(Construct):
     def _alarm_name(self, suffix: str) -> str:
         return f"{self.endpoint_name}-{suffix}"
 
+    def _new_fleet_alarms(self, metrics: EndpointMetrics) -> tuple[cloudwatch.Alarm, ...]:
+        """The 5XX and latency alarms again, on the new fleet only: the auto-rollback alarms."""
+        scope = (
+            " On the new fleet only (EndpointConfigName = the config being deployed): an auto-rollback "
+            "alarm of the endpoint; it does not page, its all-fleet twin does."
+        )
+        settings = self.settings
+        alarms = [
+            self._request_rate_alarm(
+                "NewFleetInvocation5XXErrorRate",
+                NEW_FLEET_PREFIX + "5xx-error-rate",
+                "Invocation5XXErrors",
+                settings.alarm_5xx_rate_threshold,
+                "Share of the new fleet's requests answered 5XX." + scope,
+                metrics=metrics,
+            )
+        ]
+        if settings.alarm_model_latency_threshold_ms is not None:
+            alarms.append(
+                self._latency_alarm(
+                    "NewFleetModelLatency",
+                    NEW_FLEET_PREFIX + "model-latency",
+                    "ModelLatency",
+                    settings.alarm_model_latency_threshold_ms,
+                    "Time in the new fleet's container per request." + scope,
+                    metrics=metrics,
+                )
+            )
+        if settings.alarm_first_chunk_latency_threshold_ms is not None:
+            alarms.append(
+                self._latency_alarm(
+                    "NewFleetFirstChunkLatency",
+                    NEW_FLEET_PREFIX + "first-chunk-latency",
+                    FIRST_CHUNK_LATENCY_METRIC,
+                    settings.alarm_first_chunk_latency_threshold_ms,
+                    "Time from stream start to the first chunk on the new fleet." + scope,
+                    metrics=metrics,
+                )
+            )
+        return tuple(alarms)
+
     def _request_rate_alarm(
-        self, construct_id: str, suffix: str, metric_name: str, threshold: float, description: str
+        self,
+        construct_id: str,
+        suffix: str,
+        metric_name: str,
+        threshold: float,
+        description: str,
+        *,
+        metrics: EndpointMetrics | None = None,
     ) -> cloudwatch.Alarm:
         # The Average of a metric that is 1 per failed request and 0 per good one is the error rate.
         return self._request_alarm(
-            construct_id, suffix, metric_name, cloudwatch.Stats.AVERAGE, threshold, description
+            construct_id,
+            suffix,
+            metric_name,
+            cloudwatch.Stats.AVERAGE,
+            threshold,
+            description,
+            metrics=metrics,
         )
 
     def _latency_alarm(
-        self, construct_id: str, suffix: str, metric_name: str, threshold_ms: float, description: str
+        self,
+        construct_id: str,
+        suffix: str,
+        metric_name: str,
+        threshold_ms: float,
+        description: str,
+        *,
+        metrics: EndpointMetrics | None = None,
     ) -> cloudwatch.Alarm:
         statistic = self.settings.latency_statistic
         return self._request_alarm(
@@ -339,6 +420,7 @@ class EndpointAlarms(Construct):
             statistic,
             threshold_ms * MICROSECONDS_PER_MILLISECOND,  # published in µs
             f"{description} Threshold {threshold_ms:g} ms ({statistic}).",
+            metrics=metrics,
         )
 
     def _request_alarm(
@@ -349,14 +431,16 @@ class EndpointAlarms(Construct):
         statistic: str,
         threshold: float,
         description: str,
+        *,
+        metrics: EndpointMetrics | None = None,
     ) -> cloudwatch.Alarm:
-        """An alarm on a per-request metric, over the request window."""
+        """An alarm on a per-request metric, over the request window; all fleets unless ``metrics``."""
         settings = self.settings
         return self._alarm(
             _AlarmSpec(
                 construct_id=construct_id,
                 name_suffix=suffix,
-                metric=self.metrics.invocation(
+                metric=(metrics or self.metrics).invocation(
                     metric_name,
                     statistic=statistic,
                     period=cdk.Duration.seconds(settings.alarm_request_period_seconds),
@@ -368,6 +452,7 @@ class EndpointAlarms(Construct):
                 # No requests means no failed requests and nothing slow.
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 description=description,
+                pages=metrics is None,
             )
         )
 
@@ -443,7 +528,8 @@ class EndpointAlarms(Construct):
             datapoints_to_alarm=spec.datapoints_to_alarm,
             treat_missing_data=spec.treat_missing_data,
         )
-        self._notify(alarm)
+        if spec.pages:
+            self._notify(alarm)
         self._created.append((alarm, name))
         return alarm
 

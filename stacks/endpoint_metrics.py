@@ -42,10 +42,17 @@ def validate_endpoint_name(endpoint_name: str) -> None:
 
 @dataclass(frozen=True)
 class EndpointMetrics:
-    """The CloudWatch metrics of one endpoint variant, with the right namespace and dimensions."""
+    """The CloudWatch metrics of one endpoint variant, with the right namespace and dimensions.
+
+    With ``endpoint_config_name`` the metrics are those of one fleet: the deployment-guardrails guide
+    ("Monitor model latency on the new fleet") says SageMaker publishes the AWS/SageMaker invocation
+    metrics "with the dimension EndpointConfigName:{New-Ep-Config} after the new fleet starts receiving
+    traffic", so an alarm with it watches the new fleet only.
+    """
 
     endpoint_name: str
     variant_name: str
+    endpoint_config_name: str | None = None
 
     def invocation(self, metric_name: str, *, statistic: str, period: cdk.Duration) -> cloudwatch.Metric:
         """A metric in AWS/SageMaker (requests, errors, latencies in µs, concurrency)."""
@@ -58,10 +65,13 @@ class EndpointMetrics:
     def _metric(
         self, namespace: str, metric_name: str, *, statistic: str, period: cdk.Duration
     ) -> cloudwatch.Metric:
+        dimensions = {"EndpointName": self.endpoint_name, "VariantName": self.variant_name}
+        if self.endpoint_config_name is not None:
+            dimensions["EndpointConfigName"] = self.endpoint_config_name
         return cloudwatch.Metric(
             namespace=namespace,
             metric_name=metric_name,
-            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": self.variant_name},
+            dimensions_map=dimensions,
             statistic=statistic,
             period=period,
         )

@@ -17,6 +17,7 @@ from stacks.model import StreamingModel
 from stacks.monitoring import Monitoring
 from stacks.scaling import EndpointScaling
 from stacks.settings import Settings
+from stacks.smoke_test.canary import StreamingCanary
 from stacks.smoke_test.infrastructure import SmokeTest
 
 CONTAINER_DIR: Final = Path(__file__).resolve().parents[1] / "container"
@@ -28,7 +29,8 @@ VOLUME_KEY_ACTIONS: Final = ("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey"
 class EndpointStack(cdk.Stack):
     """Image -> role -> model -> endpoint config -> endpoint -> alarms, dashboard, scaling -> smoke test.
 
-    Exposes ``model``, ``endpoint``, ``monitoring``, ``scaling`` and ``smoke_test`` (``None`` when off).
+    Exposes ``model``, ``endpoint``, ``monitoring``, ``scaling``, ``smoke_test`` and ``canary`` (``None``
+    when off).
 
     No dependency cycle: the alarms and the scalable target name the endpoint by its plain name, and the
     endpoint names its rollback alarms by their plain names; explicit dependencies set the order
@@ -57,32 +59,8 @@ class EndpointStack(cdk.Stack):
             vpc_subnet_ids=settings.vpc_subnet_ids,
             vpc_security_group_ids=settings.vpc_security_group_ids,
         )
-        self.monitoring = Monitoring(
-            self,
-            "Monitoring",
-            endpoint_name=endpoint_name,
-            variant_name=settings.variant_name,
-            instance_type=settings.instance_type,
-            settings=settings.alarms,
-            email_addresses=settings.alarm_email_addresses,
-        )
-        # SageMaker applies no deployment guardrails to Marketplace containers (deployment-guardrails
-        # "Exclusions"): a package's endpoint gets no deployment config, which is that same fallback.
-        guardrails = (
-            None
-            if settings.uses_model_package
-            else build_deployment_guardrails(
-                self,
-                settings=settings.deployment,
-                rollback_alarm_names=self.monitoring.rollback_alarm_names,
-                instance_count=settings.instance_count,
-                scaling_bounds=(
-                    (settings.scaling.scaling_min_instances, settings.scaling.scaling_max_instances)
-                    if settings.scaling_enabled
-                    else None
-                ),
-            )
-        )
+        # The endpoint first: the rollback alarms watch the fleet of its endpoint config (by name), and
+        # the deployment config that names those alarms is set on the endpoint once they exist.
         self.endpoint = StreamingEndpoint(
             self,
             "Endpoint",
@@ -96,14 +74,60 @@ class EndpointStack(cdk.Stack):
             model_data_download_timeout_seconds=settings.model_data_download_timeout_seconds,
             inference_ami_version=settings.inference_ami_version,
             kms_key_arn=settings.kms_key_arn,
-            deployment_config=None if guardrails is None else guardrails.deployment_config,
             retain_variant_properties=settings.scaling_enabled,
         )
-        # The rollback alarms must exist before the endpoint (and any update of it) names them.
-        self.endpoint.endpoint.node.add_dependency(self.monitoring.alarms)
-        if guardrails is not None:
+        self.canary: StreamingCanary | None = None
+        if settings.canary:
+            self.canary = StreamingCanary(
+                self,
+                "Canary",
+                endpoint_name=endpoint_name,
+                mode=settings.resolved_smoke_mode,
+                invocation_path=settings.resolved_smoke_invocation_path,
+                query_string=settings.resolved_smoke_query_string,
+                budget_seconds=settings.smoke_budget_seconds,
+                rate_minutes=settings.canary_rate_minutes,
+            )
+            self._grant_streaming(self.canary.role, self.canary.function)
+            # The schedule starts once the endpoint exists (and ends before it is deleted).
+            self.canary.rule.node.add_dependency(self.endpoint.endpoint)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            endpoint_name=endpoint_name,
+            variant_name=settings.variant_name,
+            instance_type=settings.instance_type,
+            settings=settings.alarms,
+            email_addresses=settings.alarm_email_addresses,
+            # The config being deployed: its fleet is the new one during an update.
+            deployed_config_name=self.endpoint.endpoint_config.attr_endpoint_config_name,
+            extra_alarms=[] if self.canary is None else [self.canary.alarm],
+        )
+        rollback_alarm_names = self.monitoring.rollback_alarm_names
+        if self.canary is not None:
+            self.monitoring.page_on(self.canary.alarm)
+            rollback_alarm_names += (self.canary.alarm_name,)
+        # SageMaker applies no deployment guardrails to Marketplace containers (deployment-guardrails
+        # "Exclusions"): a package's endpoint gets no deployment config, which is that same fallback.
+        if not settings.uses_model_package:
+            guardrails = build_deployment_guardrails(
+                self,
+                settings=settings.deployment,
+                rollback_alarm_names=rollback_alarm_names,
+                instance_count=settings.instance_count,
+                scaling_bounds=(
+                    (settings.scaling.scaling_min_instances, settings.scaling.scaling_max_instances)
+                    if settings.scaling_enabled
+                    else None
+                ),
+            )
+            self.endpoint.endpoint.deployment_config = guardrails.deployment_config
             # SageMaker reads the rollback alarms with the execution role during an update: those only.
             self.model.role.add_to_principal_policy(guardrails.describe_alarms_statement)
+        # The rollback alarms must exist before the endpoint (and any update of it) names them.
+        self.endpoint.endpoint.node.add_dependency(self.monitoring.alarms)
+        if self.canary is not None:
+            self.endpoint.endpoint.node.add_dependency(self.canary.alarm)
         if settings.kms_key_arn is not None:
             # CreateEndpointConfig's KmsKeyId docs require the key policy to allow the principal that calls
             # CreateEndpoint/UpdateEndpoint, which here is CloudFormation's execution role from the CDK
@@ -143,15 +167,19 @@ class EndpointStack(cdk.Stack):
                 endpoint_config_name=self.endpoint.endpoint_config.attr_endpoint_config_name,
                 execute_after=[self.endpoint.endpoint],
             )
-            self.endpoint.grant_invoke(self.smoke_test.function)
+            self._grant_streaming(self.smoke_test.role, self.smoke_test.function)
             self.endpoint.grant_describe(self.smoke_test.function)
-            # cfn-lint 1.58's IAM action list predates InvokeEndpointWithBidirectionalStream (W3037);
-            # silence that one rule on this one policy, not for the whole template.
-            smoke_policy = self.smoke_test.role.node.find_child("DefaultPolicy").node.default_child
-            assert isinstance(smoke_policy, cdk.CfnResource)
-            smoke_policy.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3037"]}})
 
         self._add_outputs(settings)
+
+    def _grant_streaming(self, role: iam.Role, function: iam.IGrantable) -> None:
+        """Let ``function`` stream to this endpoint only."""
+        self.endpoint.grant_invoke(function)
+        # cfn-lint 1.58's IAM action list predates InvokeEndpointWithBidirectionalStream (W3037);
+        # silence that one rule on this one policy, not for the whole template.
+        policy = role.node.find_child("DefaultPolicy").node.default_child
+        assert isinstance(policy, cdk.CfnResource)
+        policy.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3037"]}})
 
     def _deployment_fingerprint(self, settings: Settings) -> str:
         """A synth-time hash of what the smoke test checks: image (or package), model, endpoint config.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -21,7 +22,8 @@ class Monitoring(Construct):
     """Alarms that page through an encrypted topic, and one dashboard showing them.
 
     Exposes ``topic``, ``alarms`` (the :class:`EndpointAlarms`), ``rollback_alarm_names`` (plain strings
-    for the endpoint's auto-rollback configuration) and ``dashboard``.
+    for the endpoint's auto-rollback configuration: the new-fleet alarms of ``deployed_config_name``) and
+    ``dashboard``. ``extra_alarms`` (e.g. the streaming canary's) are shown on the dashboard too.
     """
 
     def __init__(
@@ -34,6 +36,8 @@ class Monitoring(Construct):
         instance_type: str,
         settings: AlarmSettings,
         email_addresses: Sequence[str] = (),
+        deployed_config_name: str | None = None,
+        extra_alarms: Sequence[cloudwatch.IAlarm] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         notifications = AlarmNotifications(self, "Notifications", email_addresses=email_addresses)
@@ -46,9 +50,10 @@ class Monitoring(Construct):
             instance_type=instance_type,
             settings=settings,
             topic=self.topic,
+            deployed_config_name=deployed_config_name,
         )
         self.rollback_alarm_names: tuple[str, ...] = self.alarms.rollback_alarm_names
-        shown: list[cloudwatch.IAlarm] = [*self.alarms.all_alarms, self.alarms.unhealthy]
+        shown: list[cloudwatch.IAlarm] = [*self.alarms.all_alarms, *extra_alarms, self.alarms.unhealthy]
         self.dashboard: cloudwatch.Dashboard = EndpointDashboard(
             self,
             "Dashboard",
@@ -57,3 +62,9 @@ class Monitoring(Construct):
             instance_type=instance_type,
             alarms=shown,
         ).dashboard
+
+    def page_on(self, alarm: cloudwatch.Alarm) -> None:
+        """Send ``alarm``'s ALARM and OK transitions to the alarm topic, like every all-fleet alarm."""
+        action = cloudwatch_actions.SnsAction(self.topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)

@@ -98,6 +98,8 @@ class Settings:
     smoke_invocation_path: str | None = None
     smoke_query_string: str | None = None
     smoke_budget_seconds: int = 60
+    canary: bool = True
+    canary_rate_minutes: int = 1
 
     def __post_init__(self) -> None:
         _check_cross_setting_rules(self)
@@ -328,6 +330,8 @@ _PARSERS: Final[dict[str, Callable[[str, Any], Any]]] = {
         _QUERY_STRING, "a query string such as model=nova-3&language=en", optional=True
     ),
     "smoke_budget_seconds": _number(int, 5, 600, "an integer number of seconds from 5 to 600"),
+    "canary": _flag(optional=False),
+    "canary_rate_minutes": _number(int, 1, 60, "an integer number of minutes from 1 to 60"),
 }
 
 # The groups' own fields are context keys too; their values are only converted here (text from `-c` to a
@@ -558,7 +562,11 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "smoke_invocation_path": "Invocation path for the smoke stream (unset: `v1/listen` when transcribing)",
     "smoke_query_string": "Query string for the smoke stream (unset: "
     "`model=nova-3&encoding=linear16&sample_rate=16000` for a package)",
-    "smoke_budget_seconds": "Time budget for the whole smoke check, 5-600 s",
+    "smoke_budget_seconds": "Time budget for the whole smoke check (retries of transient failures "
+    "included), 5-600 s; the trigger and canary Lambdas' timeouts are set above it",
+    "canary": "Run the streaming canary: the smoke check on a schedule, publishing StreamSuccess/"
+    "StreamFailure metrics; its alarm pages and is an auto-rollback alarm of the endpoint",
+    "canary_rate_minutes": "How often the canary streams, 1-60 min (the alarm's period)",
 }
 
 

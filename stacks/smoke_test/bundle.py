@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import jsii
-from aws_cdk import BundlingOptions, ILocalBundling
+from aws_cdk import AssetHashType, BundlingOptions, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -36,6 +36,20 @@ LAMBDA_ARCHITECTURE: Final = lambda_.Architecture.X86_64
 PIP_PLATFORM: Final = "manylinux2014_x86_64"
 PIP_PYTHON_VERSION: Final = "3.14"
 PIP_TIMEOUT_SECONDS: Final = 300
+
+
+def lambda_code() -> lambda_.Code:
+    """The bundle as Lambda code; the trigger and the canary share it (one asset, bundled once)."""
+    return lambda_.Code.from_asset(
+        str(RUNTIME_DIR),
+        asset_hash=asset_hash(),
+        asset_hash_type=AssetHashType.CUSTOM,
+        bundling=BundlingOptions(
+            # Only the local bundler runs: it builds the bundle or raises, never falls back to Docker.
+            image=LAMBDA_RUNTIME.bundling_image,
+            local=LocalPipBundler(),
+        ),
+    )
 
 
 class BundleError(RuntimeError):

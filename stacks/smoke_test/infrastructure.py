@@ -28,7 +28,6 @@ from typing import Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import triggers
 from constructs import Construct
@@ -110,16 +109,7 @@ class SmokeTest(Construct):
             runtime=bundle.LAMBDA_RUNTIME,
             architecture=bundle.LAMBDA_ARCHITECTURE,
             handler="handler.lambda_handler",
-            code=lambda_.Code.from_asset(
-                str(bundle.RUNTIME_DIR),
-                asset_hash=bundle.asset_hash(),
-                asset_hash_type=cdk.AssetHashType.CUSTOM,
-                bundling=cdk.BundlingOptions(
-                    # Only the local bundler runs: it builds the bundle or raises, never falls back to Docker.
-                    image=bundle.LAMBDA_RUNTIME.bundling_image,
-                    local=bundle.LocalPipBundler(),
-                ),
-            ),
+            code=bundle.lambda_code(),
             environment=environment,
             memory_size=LAMBDA_MEMORY_MB,
             timeout=cdk.Duration.seconds(lambda_timeout_seconds(budget_seconds)),

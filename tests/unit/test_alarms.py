@@ -28,6 +28,8 @@ from tests.unit.operations_support import (
 )
 
 TOPIC_ID = "Topic"
+# The endpoint config being deployed (the stack passes its name attribute).
+DEPLOYED_CONFIG = "bidi-config-v2"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ def build(
         instance_type=instance_type,
         settings=settings,
         topic=topic,
+        deployed_config_name=DEPLOYED_CONFIG,
     )
     topic_logical_id = stack.get_logical_id(topic.node.default_child) if topic else ""
     return Built(Template.from_stack(stack), alarms, topic_logical_id)
@@ -150,9 +153,15 @@ def test_alarm_is_defined_on_the_right_metric_with_its_window_and_actions(
     assert props["AlarmDescription"], "the description is the first-response hint in the notification"
 
 
+NEW_FLEET_SUFFIXES = ("new-fleet-5xx-error-rate", "new-fleet-model-latency", "new-fleet-first-chunk-latency")
+
+
 def test_every_alarm_is_covered_by_the_table(full: Built) -> None:
-    assert alarm_names(full.template) == {f"{ENDPOINT_NAME}-{e.suffix}" for e in EXPECTED_FULL}
-    assert len(full.alarms.all_alarms) == len(EXPECTED_FULL)
+    # The table's alarms see every fleet; the new-fleet copies are checked with the rollback set.
+    expected = {f"{ENDPOINT_NAME}-{e.suffix}" for e in EXPECTED_FULL}
+    new_fleet = {f"{ENDPOINT_NAME}-{suffix}" for suffix in NEW_FLEET_SUFFIXES}
+    assert alarm_names(full.template) == expected | new_fleet
+    assert len(full.alarms.all_alarms) == len(EXPECTED_FULL) + len(NEW_FLEET_SUFFIXES)
 
 
 def test_composite_fires_on_the_user_facing_alarms_only_and_notifies(full: Built) -> None:
@@ -179,15 +188,37 @@ def test_composite_fires_on_the_user_facing_alarms_only_and_notifies(full: Built
     assert props["OKActions"] == [{"Ref": full.topic_logical_id}]
 
 
-def test_rollback_alarms_are_5xx_and_latency_named_by_plain_strings(full: Built) -> None:
-    expected = tuple(
-        f"{ENDPOINT_NAME}-{s}" for s in ("5xx-error-rate", "model-latency", "first-chunk-latency")
-    )
+def test_rollback_alarms_are_the_new_fleets_5xx_and_latency_named_by_plain_strings(full: Built) -> None:
+    suffixes = ("5xx-error-rate", "model-latency", "first-chunk-latency")
+    expected = tuple(f"{ENDPOINT_NAME}-new-fleet-{s}" for s in suffixes)
     assert full.alarms.rollback_alarm_names == expected
     assert not any(cdk.Token.is_unresolved(name) for name in full.alarms.rollback_alarm_names)
     assert len(full.alarms.rollback_alarms) == len(expected)
-    for name in expected:
-        alarm_by_name(full.template, name)  # exists under exactly that name
+    for suffix, name in zip(suffixes, expected, strict=True):
+        _, alarm = alarm_by_name(full.template, name)  # exists under exactly that name
+        assert {"Name": "EndpointConfigName", "Value": DEPLOYED_CONFIG} in alarm["Dimensions"]
+        assert "AlarmActions" not in alarm  # its all-fleet twin pages
+        _, twin = alarm_by_name(full.template, f"{ENDPOINT_NAME}-{suffix}")
+        assert "EndpointConfigName" not in {d["Name"] for d in twin["Dimensions"]}
+        assert twin["AlarmActions"] == [{"Ref": full.topic_logical_id}]
+        same = ("MetricName", "Threshold", "Period", "EvaluationPeriods", "DatapointsToAlarm")
+        assert {key: alarm.get(key) for key in same} == {key: twin.get(key) for key in same}
+
+
+def test_without_a_deployed_config_there_is_nothing_to_roll_back_on() -> None:
+    # The twin: alarms built for paging only; all of them see both fleets.
+    stack = bare_stack()
+    alarms = EndpointAlarms(
+        stack,
+        "Alarms",
+        endpoint_name=ENDPOINT_NAME,
+        variant_name=VARIANT_NAME,
+        instance_type=MULTI_GPU_INSTANCE,
+        settings=AlarmSettings(),
+    )
+    assert (alarms.rollback_alarms, alarms.rollback_alarm_names) == ((), ())
+    template = Template.from_stack(stack)
+    assert not any("new-fleet" in name for name in alarm_names(template))
 
 
 @pytest.fixture(scope="module")
@@ -202,8 +233,8 @@ def test_opt_in_alarms_are_absent_by_default(defaults_one_gpu_no_topic: Built) -
     assert defaults_one_gpu_no_topic.alarms.first_chunk_latency is None
     assert defaults_one_gpu_no_topic.alarms.no_traffic is None
     assert defaults_one_gpu_no_topic.alarms.rollback_alarm_names == (
-        f"{ENDPOINT_NAME}-5xx-error-rate",
-        f"{ENDPOINT_NAME}-model-latency",
+        f"{ENDPOINT_NAME}-new-fleet-5xx-error-rate",
+        f"{ENDPOINT_NAME}-new-fleet-model-latency",
     )
 
 
@@ -226,7 +257,8 @@ def test_model_latency_alarm_can_be_switched_off_and_leaves_the_rollback_set() -
     built = build(AlarmSettings(alarm_model_latency_threshold_ms=None), with_topic=False)
     assert f"{ENDPOINT_NAME}-model-latency" not in alarm_names(built.template)
     assert built.alarms.model_latency is None
-    assert built.alarms.rollback_alarm_names == (f"{ENDPOINT_NAME}-5xx-error-rate",)
+    assert f"{ENDPOINT_NAME}-new-fleet-model-latency" not in alarm_names(built.template)
+    assert built.alarms.rollback_alarm_names == (f"{ENDPOINT_NAME}-new-fleet-5xx-error-rate",)
     (composite,) = resources_of(built.template, "AWS::CloudWatch::CompositeAlarm").values()
     assert flatten_join(composite["Properties"]["AlarmRule"]).count("ALARM(") == 5
 

@@ -57,6 +57,7 @@ def wired() -> tuple[Template, EndpointAlarms, cdk.Stack]:
         variant_name=VARIANT_NAME,
         instance_type=MULTI_GPU_INSTANCE,
         settings=AlarmSettings(alarm_first_chunk_latency_threshold_ms=400.0),
+        deployed_config_name="bidi-config-v2",
     )
     _, guardrails = guarded_endpoint(stack, alarms)
     role = iam.Role(stack, "ExecutionRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
@@ -72,9 +73,9 @@ def test_endpoint_rolls_back_on_the_5xx_and_latency_alarms(
     rollback = endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
     names = [alarm["AlarmName"] for alarm in rollback]
     assert names == [
-        f"{ENDPOINT_NAME}-5xx-error-rate",
-        f"{ENDPOINT_NAME}-model-latency",
-        f"{ENDPOINT_NAME}-first-chunk-latency",
+        f"{ENDPOINT_NAME}-new-fleet-5xx-error-rate",
+        f"{ENDPOINT_NAME}-new-fleet-model-latency",
+        f"{ENDPOINT_NAME}-new-fleet-first-chunk-latency",
     ]
     assert list(alarms.rollback_alarm_names) == names
     assert set(names) <= alarm_names(template), "every rollback alarm exists under exactly that name"

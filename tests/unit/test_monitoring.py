@@ -26,7 +26,11 @@ ALARM_SUFFIXES_ON_A_GPU = {
     "gpu-utilization",
     "gpu-memory-utilization",
 }
-ROLLBACK_ALARMS = [f"{ENDPOINT}-5xx-error-rate", f"{ENDPOINT}-model-latency"]
+# The auto-rollback alarms: the new fleet's 5XX and latency (EndpointConfigName = the config being
+# deployed), and the streaming canary. They do not page twice; their all-fleet twins and the canary do.
+NEW_FLEET_ALARMS = [f"{ENDPOINT}-new-fleet-5xx-error-rate", f"{ENDPOINT}-new-fleet-model-latency"]
+CANARY_ALARM = f"{ENDPOINT}-streaming-canary"
+ROLLBACK_ALARMS = [*NEW_FLEET_ALARMS, CANARY_ALARM]
 # Context key -> (value given as the CLI would, alarm it must reach, threshold expected in the template).
 # ml.g6.2xlarge has 8 vCPUs and 1 GPU; latencies are set in ms and alarm in µs.
 THRESHOLD_KEYS: dict[str, tuple[str, str, float]] = {
@@ -78,7 +82,9 @@ def rolling_without_scaling() -> Template:
 
 
 def test_every_alarm_and_the_composite_on_a_gpu_instance(default: Template) -> None:
-    assert alarm_names(default) == {f"{ENDPOINT}-{suffix}" for suffix in ALARM_SUFFIXES_ON_A_GPU}
+    assert alarm_names(default) == {f"{ENDPOINT}-{suffix}" for suffix in ALARM_SUFFIXES_ON_A_GPU} | set(
+        ROLLBACK_ALARMS
+    )
     _, composite = only_resource(default, "AWS::CloudWatch::CompositeAlarm")
     assert composite["Properties"]["AlarmName"] == f"{ENDPOINT}-unhealthy"
 
@@ -88,10 +94,10 @@ def test_no_gpu_alarms_on_a_cpu_instance() -> None:
     assert names == {
         f"{ENDPOINT}-{suffix}"
         for suffix in ALARM_SUFFIXES_ON_A_GPU - {"gpu-utilization", "gpu-memory-utilization"}
-    }
+    } | set(ROLLBACK_ALARMS)
 
 
-def test_every_alarm_pages_the_encrypted_topic(default: Template) -> None:
+def test_every_alarm_but_the_new_fleet_copies_pages_the_encrypted_topic(default: Template) -> None:
     topic_id, topic = only_resource(default, "AWS::SNS::Topic")
     key_id, _ = only_resource(default, "AWS::KMS::Key")
     assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
@@ -99,10 +105,33 @@ def test_every_alarm_pages_the_encrypted_topic(default: Template) -> None:
         **default.find_resources("AWS::CloudWatch::Alarm"),
         **default.find_resources("AWS::CloudWatch::CompositeAlarm"),
     }
-    assert len(alarms) == len(ALARM_SUFFIXES_ON_A_GPU) + 1
+    assert len(alarms) == len(ALARM_SUFFIXES_ON_A_GPU) + len(ROLLBACK_ALARMS) + 1
+    paging = 0
     for logical_id, alarm in alarms.items():
+        if alarm["Properties"]["AlarmName"] in NEW_FLEET_ALARMS:
+            # Their all-fleet twins page already; a rollback during an update would page twice.
+            assert "AlarmActions" not in alarm["Properties"], logical_id
+            continue
+        paging += 1
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}], logical_id
         assert alarm["Properties"]["OKActions"] == [{"Ref": topic_id}], logical_id
+    assert paging == len(ALARM_SUFFIXES_ON_A_GPU) + 2  # and the canary and the composite
+
+
+def test_rollback_alarms_watch_only_the_fleet_of_the_config_being_deployed(default: Template) -> None:
+    config_id, _ = only_resource(default, "AWS::SageMaker::EndpointConfig")
+    for name in NEW_FLEET_ALARMS:
+        _, alarm = alarm_by_name(default, name)
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        assert dimensions == {
+            "EndpointName": ENDPOINT,
+            "VariantName": "AllTraffic",
+            "EndpointConfigName": {"Fn::GetAtt": [config_id, "EndpointConfigName"]},
+        }, name
+        # The twin: the paging alarm on the same metric sees every fleet.
+        _, twin = alarm_by_name(default, name.replace("new-fleet-", ""))
+        assert {d["Name"] for d in twin["Dimensions"]} == {"EndpointName", "VariantName"}
+        assert (twin["MetricName"], twin["Threshold"]) == (alarm["MetricName"], alarm["Threshold"])
 
 
 def test_email_addresses_subscribe_to_the_topic() -> None:
@@ -241,6 +270,9 @@ def test_rolling_updates_replace_batches_and_still_roll_back(rolling_without_sca
 
 def test_stack_exposes_the_monitoring_pieces() -> None:
     stack = build_stack({"endpoint_name": "speech", "smoke_test": "false"})
-    assert stack.monitoring.rollback_alarm_names == ("speech-5xx-error-rate", "speech-model-latency")
+    assert stack.monitoring.rollback_alarm_names == (
+        "speech-new-fleet-5xx-error-rate",
+        "speech-new-fleet-model-latency",
+    )
     assert stack.monitoring.alarms.error_5xx is not None and stack.monitoring.topic is not None
     assert stack.monitoring.dashboard is not None and stack.scaling is not None

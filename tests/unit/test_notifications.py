@@ -154,6 +154,7 @@ def _all_operations_constructs(stack: cdk.Stack) -> None:
         instance_type=MULTI_GPU_INSTANCE,
         settings=AlarmSettings(alarm_first_chunk_latency_threshold_ms=500.0, alarm_no_traffic_minutes=60),
         topic=notifications.topic,
+        deployed_config_name="bidi-config-v2",
     )
     EndpointDashboard(
         stack,

@@ -16,6 +16,7 @@ from tests.unit.conftest import (
     actions_of,
     as_list,
     build_stack,
+    fresh_template_of,
     only_resource,
     role_statements,
     template_of,
@@ -28,11 +29,22 @@ def default() -> Template:
 
 
 def smoke_function(template: Template) -> dict[str, Any]:
-    found = template.find_resources(
-        "AWS::Lambda::Function", {"Properties": {"Runtime": Match.string_like_regexp("^python")}}
-    )
+    found = {
+        logical_id: resource
+        for logical_id, resource in template.find_resources(
+            "AWS::Lambda::Function", {"Properties": {"Runtime": Match.string_like_regexp("^python")}}
+        ).items()
+        if logical_id.startswith("SmokeTestFunction")
+    }
     assert len(found) == 1
     return dict(next(iter(found.values()))["Properties"])
+
+
+def smoke_log_group(template: Template) -> str:
+    (logical_id,) = [
+        name for name in template.find_resources("AWS::Logs::LogGroup") if name.startswith("SmokeTest")
+    ]
+    return logical_id
 
 
 def trigger_version(template: Template) -> str:
@@ -123,7 +135,7 @@ def test_function_knows_this_stack_and_may_describe_only_it(default: Template) -
 def smoke_role_excess(template: Template) -> list[str]:
     """What the smoke role may do beyond streaming to this endpoint and writing its own logs."""
     endpoint_id, _ = only_resource(template, "AWS::SageMaker::Endpoint")
-    log_group_id, _ = only_resource(template, "AWS::Logs::LogGroup")
+    log_group_id = smoke_log_group(template)
     role_id = next(
         logical_id
         for logical_id in template.find_resources("AWS::IAM::Role")
@@ -185,7 +197,8 @@ def test_role_is_for_lambda_with_no_managed_policy(default: Template) -> None:
 
 
 def test_own_log_group_with_retention_survives_a_rollback(default: Template) -> None:
-    log_group_id, log_group = only_resource(default, "AWS::Logs::LogGroup")
+    log_group_id = smoke_log_group(default)
+    log_group = default.to_json()["Resources"][log_group_id]
     assert log_group["Properties"]["RetentionInDays"] == 30
     assert log_group["DeletionPolicy"] == "Retain"
     assert smoke_function(default)["LoggingConfig"] == {"LogGroup": {"Ref": log_group_id}}
@@ -229,11 +242,11 @@ def test_no_rerun_when_only_an_alarm_or_scaling_setting_changes(default: Templat
 
 
 def test_synth_is_deterministic(default: Template) -> None:
-    assert template_of().to_json() == default.to_json()
+    assert fresh_template_of().to_json() == default.to_json()
 
 
 def test_smoke_test_can_be_turned_off() -> None:
-    template = template_of({"smoke_test": "false"})
+    template = template_of({"smoke_test": "false", "canary": "false"})
     template.resource_count_is("Custom::Trigger", 0)
     template.resource_count_is("AWS::Lambda::Function", 0)
     template.resource_count_is("AWS::SageMaker::Endpoint", 1)
