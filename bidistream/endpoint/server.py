@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import h2.config
 import h2.connection
@@ -187,8 +187,7 @@ class _Connection:
             case h2.events.RequestReceived(stream_id=stream_id, headers=headers) if stream_id is not None:
                 stream = _Stream(self, stream_id)
                 self._streams[stream_id] = stream
-                header_map = {str(name): str(value) for name, value in headers or []}
-                task = asyncio.create_task(self._run_stream(stream, header_map))
+                task = asyncio.create_task(self._run_stream(stream, _header_map(headers or [])))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             case h2.events.DataReceived(stream_id=stream_id, data=data, flow_controlled_length=length):
@@ -320,6 +319,17 @@ class _Connection:
     async def _flush(self) -> None:
         self._write_pending()
         await self._writer.drain()
+
+
+def _header_map(headers: Iterable[tuple[str | bytes, str | bytes]]) -> dict[str, str]:
+    """One value per name (h2 decodes them as UTF-8); a repeated field's values joined with "," as
+    SigV4 canonicalises them, so that a value added beside a signed one breaks the signature
+    instead of silently replacing it."""
+    fields: dict[str, str] = {}
+    for raw_name, raw_value in headers:
+        name, value = str(raw_name), str(raw_value)
+        fields[name] = f"{fields[name]},{value}" if name in fields else value
+    return fields
 
 
 class LocalEndpoint:

@@ -65,7 +65,7 @@ class Http2Client:
     sock: ssl.SSLSocket
     conn: h2.connection.H2Connection
     bodies: dict[int, bytearray] = field(default_factory=dict)
-    statuses: dict[int, str] = field(default_factory=dict)
+    responses: dict[int, dict[str, str]] = field(default_factory=dict)
     ended: set[int] = field(default_factory=set)
     resets: dict[int, int] = field(default_factory=dict)
     goaway: h2.events.ConnectionTerminated | None = None
@@ -84,10 +84,11 @@ class Http2Client:
         sock.sendall(conn.data_to_send())
         return cls(sock, conn)
 
-    def request(self, headers: dict[str, str]) -> int:
+    def request(self, headers: dict[str, str] | list[tuple[str, str]]) -> int:
         stream_id = self.conn.get_next_available_stream_id()
         pseudo = [(":method", "POST"), (":scheme", "https"), (":path", PATH + "?")]
-        ordered = sorted(headers.items(), key=lambda item: not item[0].startswith(":"))  # pseudo first
+        fields = list(headers.items()) if isinstance(headers, dict) else headers
+        ordered = sorted(fields, key=lambda item: not item[0].startswith(":"))  # pseudo first
         self.conn.send_headers(stream_id, pseudo + ordered)
         self.sock.sendall(self.conn.data_to_send())
         self.bodies[stream_id] = bytearray()
@@ -124,7 +125,7 @@ class Http2Client:
     def _on_event(self, event: h2.events.Event) -> None:
         match event:
             case h2.events.ResponseReceived(stream_id=stream_id, headers=headers):
-                self.statuses[stream_id or 0] = dict(headers or [])[":status"]
+                self.responses[stream_id or 0] = dict(headers or [])
             case h2.events.DataReceived(stream_id=stream_id, data=data, flow_controlled_length=length):
                 self.bodies[stream_id or 0] += data or b""
                 self.conn.acknowledge_received_data(length or 0, stream_id or 0)
@@ -137,7 +138,7 @@ class Http2Client:
 
     def __repr__(self) -> str:
         return (
-            f"Http2Client(statuses={self.statuses}, ended={self.ended}, resets={self.resets}, "
+            f"Http2Client(responses={self.responses}, ended={self.ended}, resets={self.resets}, "
             f"goaway={self.goaway}, bodies={ {sid: len(body) for sid, body in self.bodies.items()} })"
         )
 
@@ -205,7 +206,7 @@ def test_a_client_goaway_after_the_headers_leaves_the_open_stream_running(
     finally:
         client.close()
 
-    assert client.statuses[stream] == "200"
+    assert client.responses[stream][":status"] == "200"
     assert [(part.data, part.data_type) for part in client.parts(stream)] == [
         (b"before", UTF8),
         (b"after the goaway", "BINARY"),

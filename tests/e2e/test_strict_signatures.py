@@ -21,6 +21,7 @@ from bidistream.client import Part
 from bidistream.endpoint.eventstream import decode_message, payload_part_event
 from bidistream.endpoint.sigv4 import SignedRequest
 from tests.e2e.test_failures import CREDENTIALS, RecordedResponse, serve
+from tests.e2e.test_http2_close import Http2Client, signed_request
 from tests.e2e.test_signatures import (
     JS_STYLE_HEADERS,
     PATH,
@@ -189,3 +190,38 @@ def test_a_request_signing_neither_authority_nor_host_is_refused_with_403(peer: 
     assert response.status() == "403"
     assert dict(response.headers or [])["x-amzn-errortype"] == "IncompleteSignatureException"
     assert b"host (or :authority)" in response.data
+
+
+def duplicated_signed_header(credentials: dict[str, str], added: str | None) -> list[tuple[str, str]]:
+    """A signed request, with ``added`` sent as an extra invocation path *before* the signed one."""
+    headers = list(signed_request(credentials)[0].items())
+    if added is not None:
+        headers.insert(0, ("x-amzn-sagemaker-model-invocation-path", added))
+    return headers
+
+
+def first_response(endpoint: RunningProcess, headers: list[tuple[str, str]]) -> dict[str, str]:
+    client = Http2Client.connect(endpoint)
+    try:
+        stream = client.request(headers)
+        client.read_until(lambda: stream in client.responses, "the response headers")
+    finally:
+        client.close()
+    return client.responses[stream]
+
+
+def test_a_second_value_beside_a_signed_header_is_refused_with_403(
+    peer_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
+    response = first_response(peer_endpoint, duplicated_signed_header(credentials, "v1/other"))
+
+    assert response[":status"] == "403", response
+    assert response["x-amzn-errortype"] == "InvalidSignatureException", response
+
+
+def test_the_same_signed_header_sent_once_is_served(
+    peer_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
+    response = first_response(peer_endpoint, duplicated_signed_header(credentials, None))
+
+    assert response[":status"] == "200", response
