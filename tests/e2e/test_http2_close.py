@@ -343,7 +343,8 @@ def resetting_endpoint(peer: RunningProcess, credentials: dict[str, str], tmp_pa
 def test_twin_a_reset_right_after_the_response_breaks_the_python_sdk_body_writer(
     resetting_endpoint: str, credentials: dict[str, str], tmp_path: Path
 ) -> None:
-    sessions, crt_errors = run_sessions(resetting_endpoint, str(tmp_path / "ca.pem"), credentials, 5)
+    # About one session in two shows the error (measured over 90): 30 make a miss vanishingly rare.
+    sessions, crt_errors = run_sessions(resetting_endpoint, str(tmp_path / "ca.pem"), credentials, 30)
 
     assert all(seen == EXPECTED_SESSION for seen in sessions), sessions
     assert any("AWS_ERROR_HTTP_STREAM_HAS_COMPLETED" in error for error in crt_errors), crt_errors
