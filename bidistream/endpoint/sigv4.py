@@ -158,11 +158,14 @@ def _check_signed_headers(signed_names: list[str], headers: Mapping[str, str]) -
         raise SignatureError(
             "IncompleteSignatureException", f"signed header(s) missing: {', '.join(missing)}"
         )
-    if "x-amz-content-sha256" not in headers:
-        # An event stream's body cannot be hashed up front: its events are signed one by one.
+    payload_hash = headers.get("x-amz-content-sha256")
+    if payload_hash != EVENT_STREAM_HASH:
+        # An event stream's body cannot be hashed up front: its events are signed one by one, and a
+        # request that declares another payload hash does not say it signs them.
+        got = "missing" if payload_hash is None else repr(payload_hash)
         raise SignatureError(
             "IncompleteSignatureException",
-            f"x-amz-content-sha256 is missing (an event stream signs {EVENT_STREAM_HASH})",
+            f"x-amz-content-sha256 must be {EVENT_STREAM_HASH} for an event stream (got {got})",
         )
 
 

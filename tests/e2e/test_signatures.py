@@ -7,6 +7,7 @@ import asyncio
 import datetime
 import hashlib
 import hmac
+from typing import Any
 
 import pytest
 from aws_sdk_signers import (
@@ -189,16 +190,19 @@ def test_api_patterns_accept_valid_and_refuse_invalid_parameters() -> None:
 
 
 def sign_over_http2_authority(
-    headers: dict[str, str], credentials: Credentials = CREDENTIALS, *, path: str = PATH
+    headers: dict[str, str],
+    credentials: Credentials = CREDENTIALS,
+    *,
+    path: str = PATH,
+    payload_hash: str = "STREAMING-AWS4-HMAC-SHA256-EVENTS",
+    unsigned: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
     """Sign ``headers`` as the JavaScript SDK does over HTTP/2: every header given, ``:authority``
-    included, no ``host``. Written from the SigV4 specification, independently of the verifier."""
+    included, no ``host``, except the ``unsigned`` ones (sent, but left out of SignedHeaders).
+    Written from the SigV4 specification, independently of the verifier."""
     amz_date = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    signed = {
-        **headers,
-        "x-amz-date": amz_date,
-        "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-EVENTS",
-    }
+    sent = {**headers, "x-amz-date": amz_date, "x-amz-content-sha256": payload_hash}
+    signed = {name: value for name, value in sent.items() if name not in unsigned}
     names = sorted(signed)
     canonical = "\n".join(
         [
@@ -207,7 +211,7 @@ def sign_over_http2_authority(
             "",
             "".join(f"{name}:{' '.join(signed[name].split())}\n" for name in names),
             ";".join(names),
-            signed["x-amz-content-sha256"],
+            payload_hash,
         ]
     )
     scope = f"{amz_date[:8]}/us-east-1/sagemaker/aws4_request"
@@ -222,7 +226,7 @@ def sign_over_http2_authority(
         f"AWS4-HMAC-SHA256 Credential={credentials.access_key_id}/{scope}, "
         f"SignedHeaders={';'.join(names)}, Signature={signature}"
     )
-    return {**signed, "authorization": authorization}
+    return {**sent, "authorization": authorization}
 
 
 JS_STYLE_HEADERS = {
@@ -267,6 +271,26 @@ def test_request_signing_authority_changed_after_signing_is_refused(
         verify(headers)
 
     assert refused.value.error_type == error_type
+
+
+@pytest.mark.parametrize(
+    ("signing", "error"),
+    [
+        ({"unsigned": frozenset({"x-amz-date"})}, "not in SignedHeaders: x-amz-date"),
+        ({"unsigned": frozenset({"x-amz-content-sha256"})}, "not in SignedHeaders: x-amz-content-sha256"),
+        ({"payload_hash": "UNSIGNED-PAYLOAD"}, "must be STREAMING-AWS4-HMAC-SHA256-EVENTS"),
+        ({"payload_hash": hashlib.sha256(b"").hexdigest()}, "must be STREAMING-AWS4-HMAC-SHA256-EVENTS"),
+    ],
+)
+def test_request_signed_correctly_but_not_as_an_event_stream_is_refused(
+    signing: dict[str, Any], error: str
+) -> None:
+    headers = sign_over_http2_authority(JS_STYLE_HEADERS, **signing)
+
+    with pytest.raises(SignatureError, match=error) as refused:
+        verify(headers)
+
+    assert refused.value.error_type == "IncompleteSignatureException"
 
 
 def test_request_signing_authority_with_another_secret_is_refused() -> None:
