@@ -39,6 +39,9 @@ from stacks.setting_types import check_setting_types
 
 # A CloudWatch alarm may look back at most one day (evaluation periods x period).
 MAX_ALARM_LOOKBACK_SECONDS = 86_400
+# What a latency alarm may compare with its threshold (documented for ModelLatency; Sum and SampleCount
+# measure traffic, not latency).
+LATENCY_STATISTICS = ("Average", "Maximum")
 # Name prefix of the new-fleet copies of the rollback alarms (`<endpoint>-new-fleet-5xx-error-rate`).
 NEW_FLEET_PREFIX = "new-fleet-"
 
@@ -94,8 +97,9 @@ class AlarmSettings:
     alarm_5xx_rate_threshold: float = 0.05  # server-side failures: ours to fix; rolls an update back
     alarm_4xx_rate_threshold: float = 0.10  # mostly client mistakes; higher, since clients cause them
     alarm_model_error_rate_threshold: float = 0.05  # the container returned non-2xx or broke the stream
-    # Latency percentile for both latency alarms (90 means p90).
-    alarm_latency_percentile: float = 90.0
+    # Statistic of both latency alarms: Average or Maximum. The SageMaker metric reference lists
+    # "Valid statistics: Average, Sum, Min, Max, Sample Count" for ModelLatency: no percentiles.
+    alarm_latency_statistic: str = "Average"
     # ModelLatency (published in µs; this setting is in ms). For a stream it may not be emitted at all (the
     # alarm then stays OK: missing data is not breaching). If a live endpoint shows it measures whole stream
     # durations, set it empty (None = no alarm): a rollback alarm that always fires blocks every update.
@@ -136,10 +140,11 @@ class AlarmSettings:
         for field in fields(self):
             if field.name.endswith("_threshold_percent"):
                 _check_percent(field.name, getattr(self, field.name))
-        if not 0 < self.alarm_latency_percentile < 100:
+        if self.alarm_latency_statistic not in LATENCY_STATISTICS:
             raise ValueError(
-                f"alarm_latency_percentile={self.alarm_latency_percentile!r}: must be between 0 and 100 "
-                "(exclusive), e.g. 90 for p90"
+                f"alarm_latency_statistic={self.alarm_latency_statistic!r}: must be one of "
+                f"{', '.join(LATENCY_STATISTICS)} (the statistics the SageMaker metric reference documents "
+                "for ModelLatency that make sense for a threshold; it documents no percentiles)"
             )
         for name in ("alarm_model_latency_threshold_ms", "alarm_first_chunk_latency_threshold_ms"):
             if getattr(self, name) is not None:
@@ -153,8 +158,8 @@ class AlarmSettings:
 
     @property
     def latency_statistic(self) -> str:
-        """The CloudWatch percentile statistic, e.g. "p90"."""
-        return f"p{self.alarm_latency_percentile:g}"
+        """The CloudWatch statistic of the latency alarms (Average or Maximum)."""
+        return self.alarm_latency_statistic
 
 
 @dataclass(frozen=True)

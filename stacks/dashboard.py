@@ -25,7 +25,8 @@ GRAPH_PERIOD = cdk.Duration.minutes(1)
 GRID_WIDTH = 24  # CloudWatch dashboards are 24 units wide
 GRAPH_WIDTH = GRID_WIDTH // 3
 GRAPH_HEIGHT = 6
-LATENCY_PERCENTILES = ("p50", "p90", "p99")
+# ModelLatency's documented statistics include no percentiles (see endpoint_metrics.DOCUMENTED_STATISTICS).
+LATENCY_STATISTICS = (("Average", "avg"), ("Maximum", "max"))
 
 
 class EndpointDashboard(Construct):
@@ -93,8 +94,9 @@ class EndpointDashboard(Construct):
         return cloudwatch.GraphWidget(
             title="Concurrent streams per instance",
             left=[
+                # The metric reference documents Min and Max for it (no Average).
                 self._invocation("ConcurrentRequestsPerModel", cloudwatch.Stats.MAXIMUM, "Maximum"),
-                self._invocation("ConcurrentRequestsPerModel", cloudwatch.Stats.AVERAGE, "Average"),
+                self._invocation("ConcurrentRequestsPerModel", cloudwatch.Stats.MINIMUM, "Minimum"),
             ],
             left_y_axis=cloudwatch.YAxisProps(min=0, label="streams", show_units=False),
             width=GRAPH_WIDTH,
@@ -121,10 +123,10 @@ class EndpointDashboard(Construct):
         )
 
     def _latency(self) -> cloudwatch.GraphWidget:
-        latencies = [("ModelLatency", p, f"Model {p}") for p in LATENCY_PERCENTILES]
+        latencies = [("ModelLatency", stat, f"Model {short}") for stat, short in LATENCY_STATISTICS]
         latencies += [
-            ("OverheadLatency", "p90", "Overhead p90"),
-            (FIRST_CHUNK_LATENCY_METRIC, "p90", "First chunk p90"),
+            ("OverheadLatency", "Average", "Overhead avg"),
+            (FIRST_CHUNK_LATENCY_METRIC, "Average", "First chunk avg"),
         ]
         to_ms = f"{{m}} / {MICROSECONDS_PER_MILLISECOND}"
         return cloudwatch.GraphWidget(

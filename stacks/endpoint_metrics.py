@@ -22,6 +22,25 @@ ENDPOINT_INSTANCE_NAMESPACE: Final = "/aws/sagemaker/Endpoints"
 # observability guides, not in the SageMaker metric reference; the alarm on it is opt-in for that reason.
 FIRST_CHUNK_LATENCY_METRIC: Final = "FirstChunkLatency"
 MICROSECONDS_PER_MILLISECOND: Final = 1000
+# The statistics the SageMaker metric reference ("Amazon SageMaker AI metrics in Amazon CloudWatch",
+# endpoint invocation metrics; the same rows in "Monitor asynchronous endpoint") documents per metric:
+# Invocation4XX/5XXErrors "Valid statistics: Average, Sum"; Invocations and InvocationsPerInstance
+# "Sum"; ModelLatency and OverheadLatency "Average, Sum, Min, Max, Sample Count" (no percentiles);
+# ConcurrentRequestsPerModel "Min, Max". Not in the pages read here, so treated like their siblings:
+# InvocationModelErrors (like Invocation5XXErrors) and FirstChunkLatency (like ModelLatency). The
+# /aws/sagemaker/Endpoints utilization metrics list units only, so any statistic is valid for them.
+_LATENCY_STATISTICS: Final = frozenset({"Average", "Sum", "Minimum", "Maximum", "SampleCount"})
+DOCUMENTED_STATISTICS: Final[dict[str, frozenset[str]]] = {
+    "Invocation4XXErrors": frozenset({"Average", "Sum"}),
+    "Invocation5XXErrors": frozenset({"Average", "Sum"}),
+    "InvocationModelErrors": frozenset({"Average", "Sum"}),
+    "Invocations": frozenset({"Sum"}),
+    "InvocationsPerInstance": frozenset({"Sum"}),
+    "ModelLatency": _LATENCY_STATISTICS,
+    "OverheadLatency": _LATENCY_STATISTICS,
+    FIRST_CHUNK_LATENCY_METRIC: _LATENCY_STATISTICS,
+    "ConcurrentRequestsPerModel": frozenset({"Minimum", "Maximum"}),
+}
 # SageMaker names (endpoint, variant; CreateEndpoint API): alphanumerics and hyphens, 1-63 characters.
 SAGEMAKER_NAME_PATTERN: Final = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
@@ -55,7 +74,18 @@ class EndpointMetrics:
     endpoint_config_name: str | None = None
 
     def invocation(self, metric_name: str, *, statistic: str, period: cdk.Duration) -> cloudwatch.Metric:
-        """A metric in AWS/SageMaker (requests, errors, latencies in µs, concurrency)."""
+        """A metric in AWS/SageMaker (requests, errors, latencies in µs, concurrency).
+
+        Only with a statistic the SageMaker metric reference documents for it (``DOCUMENTED_STATISTICS``).
+        """
+        allowed = DOCUMENTED_STATISTICS.get(metric_name)
+        if allowed is None:
+            raise ValueError(f"{metric_name}: not an AWS/SageMaker invocation metric this app knows")
+        if statistic not in allowed:
+            raise ValueError(
+                f"{metric_name} with statistic {statistic!r}: the SageMaker metric reference documents only "
+                f"{', '.join(sorted(allowed))} for it"
+            )
         return self._metric(SAGEMAKER_NAMESPACE, metric_name, statistic=statistic, period=period)
 
     def instance(self, metric_name: str, *, statistic: str, period: cdk.Duration) -> cloudwatch.Metric:

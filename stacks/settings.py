@@ -187,6 +187,8 @@ RENAMED_SETTINGS: Final[dict[str, str]] = {
     "alarm_gpu_memory_percent": "alarm_gpu_memory_utilization_threshold_percent",
     "alarm_evaluation_minutes": "alarm_request_evaluation_periods (of alarm_request_period_seconds)",
     "alarm_datapoints": "alarm_request_datapoints_to_alarm",
+    "alarm_latency_percentile": "alarm_latency_statistic (Average or Maximum: the SageMaker metric reference "
+    "documents no percentile statistics for ModelLatency)",
 }
 
 
@@ -512,7 +514,8 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "alarm_4xx_rate_threshold": "4XX error rate (fraction of requests) that alarms; mostly client mistakes",
     "alarm_model_error_rate_threshold": "Model error rate (fraction of requests, InvocationModelErrors) "
     "that alarms",
-    "alarm_latency_percentile": "Percentile of both latency alarms (90 = p90)",
+    "alarm_latency_statistic": "Statistic of both latency alarms, `Average` or `Maximum` (the SageMaker "
+    "metric reference documents no percentiles for ModelLatency)",
     "alarm_model_latency_threshold_ms": "ModelLatency (ms; published in µs) that alarms; an auto-rollback "
     "alarm; empty = no alarm (if a live endpoint shows it measures whole streams)",
     "alarm_first_chunk_latency_threshold_ms": "FirstChunkLatency (ms) that alarms; an auto-rollback alarm "

@@ -89,8 +89,10 @@ EXPECTED_FULL = [
         "model-error-rate", SM, "InvocationModelErrors", "Average", 0.05, REQUEST_WINDOW, "notBreaching"
     ),
     # Latencies: settings in ms, metric in µs.
-    Expected("model-latency", SM, "ModelLatency", "p90", 2_000_000, REQUEST_WINDOW, "notBreaching"),
-    Expected("first-chunk-latency", SM, "FirstChunkLatency", "p90", 800_000, REQUEST_WINDOW, "notBreaching"),
+    Expected("model-latency", SM, "ModelLatency", "Average", 2_000_000, REQUEST_WINDOW, "notBreaching"),
+    Expected(
+        "first-chunk-latency", SM, "FirstChunkLatency", "Average", 800_000, REQUEST_WINDOW, "notBreaching"
+    ),
     # Utilizations summed over devices: percent-of-instance x device count.
     Expected(
         "cpu-utilization",
@@ -282,7 +284,7 @@ TUNED = AlarmSettings(
     alarm_5xx_rate_threshold=0.011,
     alarm_4xx_rate_threshold=0.22,
     alarm_model_error_rate_threshold=0.033,
-    alarm_latency_percentile=99.5,
+    alarm_latency_statistic="Maximum",
     alarm_model_latency_threshold_ms=1234.0,
     alarm_first_chunk_latency_threshold_ms=345.0,
     alarm_resource_period_seconds=600,
@@ -352,9 +354,10 @@ def test_window_settings_reach_their_alarms(
 
 
 @pytest.mark.parametrize("suffix", ["model-latency", "first-chunk-latency"])
-def test_latency_percentile_setting_reaches_latency_alarms(tuned: Built, suffix: str) -> None:
-    _, props = alarm_by_name(tuned.template, f"{ENDPOINT_NAME}-{suffix}")
-    assert props["ExtendedStatistic"] == "p99.5"
+def test_latency_statistic_setting_reaches_latency_alarms(tuned: Built, suffix: str) -> None:
+    for name in (f"{ENDPOINT_NAME}-{suffix}", f"{ENDPOINT_NAME}-new-fleet-{suffix}"):
+        _, props = alarm_by_name(tuned.template, name)
+        assert (props["Statistic"], props.get("ExtendedStatistic")) == ("Maximum", None)
 
 
 @pytest.mark.parametrize(
@@ -379,7 +382,10 @@ def test_latency_percentile_setting_reaches_latency_alarms(tuned: Built, suffix:
             r"alarm_model_latency_threshold_ms=0\.0: must be a positive",
         ),
         ({"alarm_first_chunk_latency_threshold_ms": -5.0}, r"alarm_first_chunk_latency_threshold_ms=-5\.0"),
-        ({"alarm_latency_percentile": 100.0}, r"alarm_latency_percentile=100\.0: must be between 0 and 100"),
+        (
+            {"alarm_latency_statistic": "p90"},
+            r"alarm_latency_statistic='p90': must be one of Average, Maximum .*documents no percentiles",
+        ),
         (
             {"alarm_request_period_seconds": 30},
             r"alarm_request_period_seconds=30: must be a whole number of minutes",

@@ -158,7 +158,7 @@ def test_concurrency_graph_shows_open_streams_per_instance(
     _assert_on_this_variant(metrics, SAGEMAKER_NAMESPACE)
     assert {(m["name"], m["stat"]) for m in metrics.values()} == {
         ("ConcurrentRequestsPerModel", "Maximum"),
-        ("ConcurrentRequestsPerModel", "Average"),
+        ("ConcurrentRequestsPerModel", "Minimum"),  # the reference documents Min and Max only
     }
 
 
@@ -184,11 +184,11 @@ def test_latencies_are_converted_from_microseconds_to_ms(
     metrics, expressions = _series(graph)
     _assert_on_this_variant(metrics, SAGEMAKER_NAMESPACE)
     assert {(m["name"], m["stat"]) for m in metrics.values()} == {
-        ("ModelLatency", "p50"),
-        ("ModelLatency", "p90"),
-        ("ModelLatency", "p99"),
-        ("OverheadLatency", "p90"),
-        ("FirstChunkLatency", "p90"),
+        # The reference documents Average, Sum, Min, Max, Sample Count for latencies: no percentiles.
+        ("ModelLatency", "Average"),
+        ("ModelLatency", "Maximum"),
+        ("OverheadLatency", "Average"),
+        ("FirstChunkLatency", "Average"),
     }
     assert len(expressions) == len(metrics)
     for metric_id in metrics:

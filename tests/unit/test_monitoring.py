@@ -63,7 +63,7 @@ def tuned() -> Template:
         "alarm_resource_period_seconds": "600",
         "alarm_resource_evaluation_periods": "2",
         "alarm_resource_datapoints_to_alarm": "1",
-        "alarm_latency_percentile": "99",
+        "alarm_latency_statistic": "Maximum",
         "alarm_no_traffic_minutes": "30",
     }
     return template_of(context)
@@ -194,7 +194,7 @@ def test_every_threshold_setting_is_covered() -> None:
 def test_window_settings_reach_the_request_and_resource_alarms(tuned: Template) -> None:
     _, request = alarm_by_name(tuned, f"{ENDPOINT}-model-latency")
     assert (request["Period"], request["EvaluationPeriods"], request["DatapointsToAlarm"]) == (120, 4, 2)
-    assert request["ExtendedStatistic"] == "p99"
+    assert (request["Statistic"], request.get("ExtendedStatistic")) == ("Maximum", None)
     _, resource = alarm_by_name(tuned, f"{ENDPOINT}-disk-utilization")
     assert (resource["Period"], resource["EvaluationPeriods"], resource["DatapointsToAlarm"]) == (600, 2, 1)
     _, no_traffic = alarm_by_name(tuned, f"{ENDPOINT}-no-traffic")
