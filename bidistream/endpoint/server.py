@@ -140,6 +140,7 @@ class _Connection:
         self._window_changed = asyncio.Condition()
         self._closed = False
         self._draining = False  # the client sent a graceful GOAWAY: finish open streams, then close
+        self._last_accepted = 0  # the highest stream id handed to the router, for our GOAWAY
 
     async def run(self) -> None:
         limits = {
@@ -187,6 +188,7 @@ class _Connection:
             case h2.events.RequestReceived(stream_id=stream_id, headers=headers) if stream_id is not None:
                 stream = _Stream(self, stream_id)
                 self._streams[stream_id] = stream
+                self._last_accepted = stream_id
                 task = asyncio.create_task(self._run_stream(stream, _header_map(headers or [])))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -215,7 +217,7 @@ class _Connection:
                 logger.info("client sent GOAWAY; %d open stream(s) continue", len(self._streams))
                 self._draining = True
                 if not self._streams:
-                    self._closed = True
+                    await self._close_gracefully()
             case h2.events.ConnectionTerminated():
                 self._closed = True
 
@@ -252,12 +254,13 @@ class _Connection:
             await self._flush()
 
     async def _close_gracefully(self) -> None:
-        """Every stream open at the client's GOAWAY has ended: answer with ours and close."""
+        """Every stream open at the client's GOAWAY has ended: answer with ours and close. Its last
+        stream id is the last stream served, not a refused one (RFC 9113 §6.8)."""
         if self._closed:
             return
         self._closed = True
         with contextlib.suppress(h2.exceptions.ProtocolError):
-            self._h2.close_connection()
+            self._h2.close_connection(last_stream_id=self._last_accepted)
         with contextlib.suppress(OSError):
             await self._flush()
         self._writer.close()  # ends the read loop

@@ -213,7 +213,22 @@ def test_a_client_goaway_after_the_headers_leaves_the_open_stream_running(
     ]
     assert client.resets == {refused: h2.errors.ErrorCodes.REFUSED_STREAM}
     assert client.goaway is not None and client.goaway.error_code == h2.errors.ErrorCodes.NO_ERROR
+    assert client.goaway.last_stream_id == stream  # the refused stream was never processed
     assert "client sent GOAWAY; 1 open stream(s) continue" in peer_endpoint.output()
+
+
+def test_a_client_goaway_with_no_open_stream_is_answered_with_ours_and_a_close(
+    peer_endpoint: RunningProcess,
+) -> None:
+    client = Http2Client.connect(peer_endpoint)
+    try:
+        client.send_goaway()
+        client.read_until(lambda: client.eof, "the connection to close")
+    finally:
+        client.close()
+
+    assert client.goaway is not None and client.goaway.error_code == h2.errors.ErrorCodes.NO_ERROR
+    assert client.goaway.last_stream_id == 0
 
 
 def test_a_client_goaway_with_an_error_code_still_ends_the_connection_at_once(
