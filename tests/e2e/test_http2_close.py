@@ -53,7 +53,7 @@ from bidistream.endpoint.sigv4 import Credentials
 from bidistream.endpoint.tls import generate_certificates, server_ssl_context
 from tests.e2e.conftest import ENDPOINT_NAME, REGION
 from tests.e2e.test_signatures import PATH, signed_headers
-from tests.support.processes import RunningProcess
+from tests.support.processes import RunningProcess, wait_until
 
 WAIT = 10.0  # seconds: the bound on every read of these tests
 
@@ -215,6 +215,25 @@ def test_a_client_goaway_after_the_headers_leaves_the_open_stream_running(
     assert client.goaway is not None and client.goaway.error_code == h2.errors.ErrorCodes.NO_ERROR
     assert client.goaway.last_stream_id == stream  # the refused stream was never processed
     assert "client sent GOAWAY; 1 open stream(s) continue" in peer_endpoint.output()
+
+
+def test_a_client_that_vanishes_after_its_goaway_leaves_nothing_running(
+    peer_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
+    ended = "client reset the stream; parts in 1, out 1"
+    before = peer_endpoint.output().count(ended)
+    client = Http2Client.connect(peer_endpoint)
+    try:
+        headers, frames = signed_request(credentials)
+        stream = client.request(headers)
+        client.send(stream, frames.part(Part.text("before")))
+        client.read_until(lambda: len(client.parts(stream)) >= 1, "echo of the first part")
+        client.send_goaway()
+    finally:
+        client.sock.close()  # no END_STREAM, no reset: the client is gone
+
+    # The stream's router ends (its container socket closed) once the connection is gone.
+    wait_until(lambda: peer_endpoint.output().count(ended) > before, timeout=WAIT, what=ended)
 
 
 def test_a_client_goaway_with_no_open_stream_is_answered_with_ours_and_a_close(
