@@ -56,6 +56,11 @@ RESTART_BACKOFF_SECONDS = 1.0
 #: payload bytes, stream id, operation
 HEADER = struct.Struct("!IQB")
 HELLO = struct.Struct("!II")  # slot, pid
+#: The fork server's entry point (``-c``: ``-m`` would import this module twice, as the package's too).
+FORK_SERVER_COMMAND = (
+    "import sys; from model_server.models.transcribe.workers import fork_server_main; "
+    "sys.exit(fork_server_main(sys.argv[1:]))"
+)
 
 
 class Op(IntEnum):
@@ -259,7 +264,7 @@ def _describe_status(status: int) -> str:
 
 
 def fork_server_main(argv: list[str]) -> int:
-    """``python -m model_server.models.transcribe.workers SOCKET WORKERS DECODERS`` (started by the pool)."""
+    """The fork server's main: ``FORK_SERVER_COMMAND SOCKET WORKERS DECODERS`` (started by the pool)."""
     from model_server.logs import configure_logging
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server drains
@@ -368,7 +373,14 @@ class WorkerPool:
         listener.listen(max(64, 2 * self.workers))
         self._listener = listener
         self._fork_server = subprocess.Popen(
-            [sys.executable, "-m", __name__, path, str(self.workers), str(self.decoders_per_worker)],
+            [
+                sys.executable,
+                "-c",
+                FORK_SERVER_COMMAND,
+                path,
+                str(self.workers),
+                str(self.decoders_per_worker),
+            ],
             stdin=subprocess.PIPE,
             cwd=Path(__file__).resolve().parents[3],
         )
@@ -561,7 +573,3 @@ class WorkerPool:
         worker.streams.clear()
         if self._workers.get(worker.slot) is worker:
             del self._workers[worker.slot]
-
-
-if __name__ == "__main__":
-    sys.exit(fork_server_main(sys.argv[1:]))
