@@ -218,6 +218,88 @@ def test_every_checkout_drops_its_token() -> None:
                 assert step.get("with", {}).get("persist-credentials") is False, f"{name}: {step.get('name')}"
 
 
+BASE_REF = "${{ github.event.pull_request.base.sha }}"
+PINNED_CLI_DIFF = "node_modules/.bin/cdk diff --app pr-assembly"
+
+
+def credentialed_pr_code(workflow: dict[str, Any]) -> list[str]:
+    """How a job holding an OIDC token could run pull-request code (empty when it cannot)."""
+    problems = []
+    for name, job in workflow["jobs"].items():
+        if job.get("permissions", {}).get("id-token") != "write":
+            continue
+        for step in job.get("steps", []):
+            uses, run = step.get("uses", ""), step.get("run", "")
+            if "actions/checkout@" in uses and step.get("with", {}).get("ref") != BASE_REF:
+                problems.append(f"{name}: checks out the pull request ({step.get('name')})")
+            if "actions/setup-python@" in uses:
+                problems.append(f"{name}: sets up Python for pull-request code")
+            if re.search(r"(^|\s)make\s", run):
+                problems.append(f"{name}: runs make (the pull request's app.py)")
+            if "npm ci" in run and "--ignore-scripts" not in run:
+                problems.append(f"{name}: npm ci runs install scripts")
+            if "cdk " in run and PINNED_CLI_DIFF not in run:
+                problems.append(f"{name}: runs the CDK CLI on something other than the downloaded assembly")
+    return problems
+
+
+def test_the_credentialed_job_runs_only_the_base_branchs_cli_on_the_pr_assembly() -> None:
+    workflow = load_workflow()
+    assert credentialed_pr_code(workflow) == []
+    job = workflow["jobs"]["account-diff"]
+    runs = "\n".join(step.get("run", "") for step in steps(job))
+    assert PINNED_CLI_DIFF in runs and "--method=template" in runs
+    (download,) = [step for step in steps(job) if "actions/download-artifact@" in step.get("uses", "")]
+    artifact = download["with"]["name"]
+    # The assembly comes from a job it needs, which synthesizes without any credentials.
+    (producer,) = [
+        name
+        for name, other in workflow["jobs"].items()
+        for step in steps(other)
+        if "actions/upload-artifact@" in step.get("uses", "") and step["with"]["name"] == artifact
+    ]
+    assert producer in as_list(job["needs"])
+    assert "id-token" not in workflow["jobs"][producer]["permissions"]
+    assert "secrets." not in json.dumps(workflow["jobs"][producer])
+    upload = next(
+        s for s in steps(workflow["jobs"][producer]) if "actions/upload-artifact@" in s.get("uses", "")
+    )
+    assert steps(workflow["jobs"][producer]).index(upload) > next(
+        i for i, s in enumerate(steps(workflow["jobs"][producer])) if s.get("run") == "make synth"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        (
+            f"          ref: {BASE_REF}\n          persist-credentials: false\n      - name: Set up Node\n",
+            "          persist-credentials: false\n      - name: Set up Node\n",
+            "checks out the pull request",
+        ),
+        ("npm ci --ignore-scripts", "npm ci", "install scripts"),
+        (
+            "node_modules/.bin/cdk diff --app pr-assembly --no-color --method=template",
+            'make diff ARGS="--no-color --method=template"',
+            "runs make",
+        ),
+    ],
+)
+def test_credentialed_job_check_catches_pull_request_code(old: str, new: str, problem: str) -> None:
+    # The twins: what the account job did before (make diff on a PR checkout), and an npm ci with scripts.
+    text = workflow_text()
+    account = text.index("  account-diff:")
+    assert old in text[account:], f"the account job no longer contains {old!r}; update this twin"
+    variant = text[:account] + text[account:].replace(old, new, 1)
+    data: dict[Any, Any] = yaml.safe_load(variant)
+    found = credentialed_pr_code(data)
+    assert any(problem in item for item in found), found
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
 def test_both_diff_jobs_run_the_endpoint_gate() -> None:
     for name in ("baseline-diff", "account-diff"):
         runs = "\n".join(step.get("run", "") for step in steps(jobs()[name]))
@@ -264,7 +346,7 @@ def test_workflow_runs_make_test_like_ci_does() -> None:
 
 def test_workflow_calls_only_makefile_targets_the_help_documents() -> None:
     called = make_targets_called()
-    assert {"test", "synth", "diff"} <= called
+    assert {"test", "synth"} <= called
     assert called <= makefile_targets()
     help_text = re.search(
         r"^help:\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(encoding="utf-8"), re.MULTILINE

@@ -1,8 +1,10 @@
 """The workflow's own shell: the diff jobs' `run:` blocks, executed with bash as the runner would.
 
 The baseline job's block runs for real (the pinned CLI on hand-written assemblies, the scripts from
-this checkout). The account job's block needs AWS, so `make` is replaced by a stand-in that prints a
-real ``cdk diff`` fixture; what is checked there is the block's own logic: report, outputs, status.
+this checkout). The account job's block needs AWS, so the CLI it runs (``node_modules/.bin/cdk``) is
+replaced by a stand-in that accepts only ``diff --app pr-assembly`` and prints a real ``cdk diff``
+fixture; what is checked there is the block's own logic: report, outputs, status. That the real CLI
+reads an assembly directory given to ``--app`` without running any app is checked with the pinned CLI.
 The comment job's block runs against a `gh` stand-in serving canned comments: it must edit its own
 comment (found by marker and author) and create one only when there is none.
 """
@@ -107,20 +109,58 @@ def test_baseline_job_without_a_base_app_diffs_against_nothing(baseline_workspac
 
 
 def account_workspace(tmp_path: Path, fixture: str | None) -> tuple[Path, dict[str, str]]:
-    """A checkout with the gate script and a `make` stand-in that prints a recorded diff (or fails)."""
+    """The base checkout with the gate script, the downloaded assembly, and a CLI stand-in that prints
+    a recorded diff (or fails like the CLI without credentials)."""
     shutil.copytree(ROOT / ".github" / "scripts", tmp_path / ".github" / "scripts")
-    stand_in = tmp_path / "bin" / "make"
-    stand_in.parent.mkdir()
+    write_assembly(tmp_path / "pr-assembly", {"Serving": {"Endpoint": endpoint("bidistream")}})
+    stand_in = tmp_path / "node_modules" / ".bin" / "cdk"
+    stand_in.parent.mkdir(parents=True)
+    expected = "diff --app pr-assembly --no-color --method=template"
     if fixture is None:
         body = 'echo "Unable to resolve AWS account to use." >&2\nexit 1\n'
     else:
         recorded_diff = DIFFS / f"{fixture}.txt"
-        body = f'[[ "$1" == diff ]] || exit 2\ncat "{recorded_diff}"\n'
+        body = (
+            f'[[ "$*" == "{expected}" && -f pr-assembly/manifest.json ]] || exit 2\ncat "{recorded_diff}"\n'
+        )
     stand_in.write_text(f"#!/usr/bin/env bash\n{body}", encoding="utf-8")
     stand_in.chmod(0o755)
-    env = github_env(tmp_path, [])
-    env["PATH"] = f"{stand_in.parent}{os.pathsep}{env['PATH']}"
-    return tmp_path, env
+    return tmp_path, github_env(tmp_path, [])
+
+
+def test_cdk_diff_app_reads_an_assembly_directory_without_running_any_app(tmp_path: Path) -> None:
+    # The account job hands the pinned CLI the pull request's assembly; a cdk.json app (the pull
+    # request's code, were it checked out) must not run. --template keeps this offline.
+    if not CDK.exists():
+        pytest.skip("the pinned CDK CLI is installed by `make setup`")
+    marker = tmp_path / "app-ran"
+    (tmp_path / "cdk.json").write_text(json.dumps({"app": f"touch {marker}"}), encoding="utf-8")
+    write_assembly(tmp_path / "pr-assembly", {"Serving": {"Endpoint": endpoint("bidistream-v2")}})
+    base = tmp_path / "base.template.json"
+    base.write_text(json.dumps({"Resources": {"Endpoint": endpoint("bidistream")}}), encoding="utf-8")
+    result = subprocess.run(
+        [str(CDK), "diff", "--app", "pr-assembly", "--no-color", "--template", str(base), "Serving"],
+        cwd=tmp_path,
+        env=github_env(tmp_path, []),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[~] AWS::SageMaker::Endpoint Endpoint replace" in result.stdout + result.stderr
+    assert not marker.exists()
+    # The twin: an --app that is a command, not a directory, is run (which is what the job avoids).
+    subprocess.run(
+        [str(CDK), "diff", "--app", f"touch {marker}", "--template", str(base), "Serving"],
+        cwd=tmp_path,
+        env=github_env(tmp_path, []),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert marker.exists()
 
 
 def outputs(workspace: Path) -> dict[str, str]:
