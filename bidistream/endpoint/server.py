@@ -353,7 +353,7 @@ class LocalEndpoint:
         self._port = port
         self._handler = handler
         self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._connections: dict[asyncio.StreamWriter, asyncio.Task[None]] = {}
 
     async def start(self) -> int:
         """Listen; returns the bound port (useful with port 0)."""
@@ -365,10 +365,14 @@ class LocalEndpoint:
         await self._server.serve_forever()
 
     async def close(self) -> None:
+        """Stop listening, close every connection and return once their streams have ended (each
+        router closes its container socket within ``close_timeout``): the server's own
+        ``wait_closed`` waits only for the sockets."""
         if self._server is not None:
             self._server.close()
-            for writer in list(self._writers):
+            for writer in list(self._connections):
                 writer.close()
+            await asyncio.gather(*self._connections.values(), return_exceptions=True)
             await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -376,8 +380,10 @@ class LocalEndpoint:
         if ssl_object is None or ssl_object.selected_alpn_protocol() != "h2":
             writer.close()  # the runtime speaks HTTP/2 only
             return
-        self._writers.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[writer] = task
         try:
             await _Connection(reader, writer, self._handler, self._settings).run()
         finally:
-            self._writers.discard(writer)
+            del self._connections[writer]

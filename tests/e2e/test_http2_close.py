@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import sys
@@ -73,9 +74,13 @@ class Http2Client:
 
     @classmethod
     def connect(cls, endpoint: RunningProcess) -> Http2Client:
-        context = ssl.create_default_context(cafile=str(endpoint.extra["ca_file"]))
+        return cls.open(endpoint.port, str(endpoint.extra["ca_file"]))
+
+    @classmethod
+    def open(cls, port: int, ca_file: str) -> Http2Client:
+        context = ssl.create_default_context(cafile=ca_file)
         context.set_alpn_protocols(["h2"])
-        raw = socket.create_connection(("127.0.0.1", endpoint.port), timeout=WAIT)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
         sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
         conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
@@ -351,14 +356,17 @@ def test_python_sdk_ends_cleanly_when_the_container_closes_after_close_stream(
     assert "did not end its request" not in peer_endpoint.output()
 
 
-@pytest.fixture
-def resetting_endpoint(peer: RunningProcess, credentials: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """An in-process endpoint that resets a stream right after its response ends (close_timeout 0)."""
-    files = generate_certificates(tmp_path)
+@contextlib.contextmanager
+def in_process_endpoint(
+    peer: RunningProcess, credentials: dict[str, str], cert_dir: Path, close_timeout: float
+) -> Iterator[int]:
+    """An endpoint in a thread of this process, with its own ``close_timeout``; yields its port
+    (its CA is ``cert_dir / "ca.pem"``). Once ``close()`` has returned, nothing of it may run on."""
+    files = generate_certificates(cert_dir)
     settings = RouterSettings(
         model_url=peer.base_url,
         credentials=Credentials(credentials["AWS_ACCESS_KEY_ID"], credentials["AWS_SECRET_ACCESS_KEY"]),
-        close_timeout=0.0,
+        close_timeout=close_timeout,
     )
     loop = asyncio.new_event_loop()
     endpoint = LocalEndpoint(settings, server_ssl_context(files), port=0)
@@ -366,12 +374,25 @@ def resetting_endpoint(peer: RunningProcess, credentials: dict[str, str], tmp_pa
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        yield f"https://127.0.0.1:{port}"
+        yield port
     finally:
         asyncio.run_coroutine_threadsafe(endpoint.close(), loop).result(WAIT)
+        left = asyncio.run_coroutine_threadsafe(other_tasks(), loop).result(WAIT)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(WAIT)
         loop.close()
+    assert not left, f"tasks still running after LocalEndpoint.close(): {left}"
+
+
+async def other_tasks() -> set[asyncio.Task[object]]:
+    return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+
+
+@pytest.fixture
+def resetting_endpoint(peer: RunningProcess, credentials: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """An endpoint that resets a stream right after its response ends (close_timeout 0)."""
+    with in_process_endpoint(peer, credentials, tmp_path, close_timeout=0.0) as port:
+        yield f"https://127.0.0.1:{port}"
 
 
 def test_twin_a_reset_right_after_the_response_breaks_the_python_sdk_body_writer(
@@ -382,3 +403,38 @@ def test_twin_a_reset_right_after_the_response_breaks_the_python_sdk_body_writer
 
     assert all(seen == EXPECTED_SESSION for seen in sessions), sessions
     assert any("AWS_ERROR_HTTP_STREAM_HAS_COMPLETED" in error for error in crt_errors), crt_errors
+
+
+@pytest.mark.parametrize(
+    ("client_ends_input", "close_timeout", "resets"),
+    [(False, 0.3, {1: h2.errors.ErrorCodes.NO_ERROR}), (True, WAIT, {})],
+    ids=["never-ends-input", "ends-input"],
+)
+def test_a_client_that_never_ends_its_input_is_reset_once_close_timeout_has_passed(
+    peer: RunningProcess,
+    credentials: dict[str, str],
+    tmp_path: Path,
+    client_ends_input: bool,
+    close_timeout: float,
+    resets: dict[int, int],
+) -> None:
+    with in_process_endpoint(peer, credentials, tmp_path, close_timeout) as port:
+        client = Http2Client.open(port, str(tmp_path / "ca.pem"))
+        try:
+            headers, frames = signed_request(credentials)
+            stream = client.request(headers)
+            client.send(stream, frames.part(Part.text(CLOSE_STREAM.decode())))
+            client.read_until(lambda: stream in client.ended, "the end of the response")
+            if client_ends_input:
+                client.send(stream, frames.final(), end_stream=True)
+            else:
+                client.read_until(lambda: stream in client.resets, "the reset of the request side")
+            # The connection still serves: the stream's wait held nothing else up.
+            headers, frames = signed_request(credentials)
+            second = client.request(headers)
+            client.send(second, frames.part(Part.text("again")))
+            client.read_until(lambda: len(client.parts(second)) >= 1, "the second stream's echo")
+        finally:
+            client.close()
+
+    assert client.resets == resets, client
