@@ -9,6 +9,7 @@ The bundle is the SDK's Lambda-platform wheels, ``runtime/handler.py`` and the p
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import shutil
 import subprocess
@@ -143,22 +144,30 @@ def _module_file(module: str) -> Path | None:
 def _package_imports(path: Path) -> list[Path]:
     """Files of ``bidistream`` modules imported by ``path`` (absolute and relative imports)."""
     # The package a relative import starts from: the file's directory (for __init__.py too).
-    package_parts = list(path.relative_to(REPO_ROOT).parent.parts)
+    package_parts = tuple(path.relative_to(REPO_ROOT).parent.parts)
     found: list[Path] = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-        names: list[str] = []
+    for name in _imported_modules(path.read_text(encoding="utf-8"), str(path), package_parts):
+        if name == PACKAGE_NAME or name.startswith(PACKAGE_NAME + "."):
+            module_path = _module_file(name)
+            if module_path is not None:
+                found.append(module_path)
+    return found
+
+
+# Keyed on the source text: every synth hashes the bundle (the smoke test and the canary each do), and
+# parsing the same files again was most of that cost; a changed file is a new key.
+@functools.lru_cache(maxsize=256)
+def _imported_modules(source: str, filename: str, package_parts: tuple[str, ...]) -> tuple[str, ...]:
+    """Every module name ``source`` imports, relative imports resolved from ``package_parts``."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(source, filename=filename)):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            names.extend(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 anchor = package_parts[: len(package_parts) - (node.level - 1)]
                 base = ".".join([*anchor, *([node.module] if node.module else [])])
             else:
                 base = node.module or ""
-            names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
-        for name in names:
-            if name == PACKAGE_NAME or name.startswith(PACKAGE_NAME + "."):
-                module_path = _module_file(name)
-                if module_path is not None:
-                    found.append(module_path)
-    return found
+            names.extend([base, *(f"{base}.{alias.name}" for alias in node.names)])
+    return tuple(names)

@@ -1,7 +1,14 @@
 """Build the real stack in-process for template tests: no AWS credentials, no Docker, no network.
 
 Bundling is skipped (``aws:cdk:bundling-stacks: []``), the account and region are given explicitly,
-and jsii starts once per test process; module-scoped fixtures keep each template to one synth.
+and jsii starts once per test process. ``template_of`` synthesizes each distinct set of settings once
+per session and hands every caller the same read-only ``Template`` (its queries return fresh copies).
+
+The apps built here skip the CDK's built-in CloudFormation validation: without the
+``@aws-cdk/core:validateAgainstDefaultRules`` flag of cdk.json it only warns, so no test here could
+fail on it, yet its engine costs several CPU seconds to start in every process and more per synth.
+The app's own synth still runs it as an error gate (``test_app.py``, ``make synth``), and cfn-lint
+checks the template variants (``test_cfn_lint.py``).
 """
 
 from __future__ import annotations
@@ -11,11 +18,13 @@ import os
 # Before aws_cdk starts node: jsii's end-of-life banner for Node 20 is noise in test output.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+import pytest
 from aws_cdk.assertions import Template
 
 from stacks.endpoint_stack import CONTAINER_DIR, EndpointStack
@@ -26,6 +35,22 @@ REGION = "eu-west-1"
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
 PACKAGE_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/deepgram-nova-3-example/1"
 KMS_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+_TEMPLATES: dict[str, Template] = {}
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _apps_skip_builtin_validation() -> Iterator[None]:
+    """Every ``cdk.App`` made by these tests defaults to ``builtin_cloud_formation_validation=False``."""
+    app_init = cdk.App.__init__
+
+    def init(self: cdk.App, **props: Any) -> None:
+        props.setdefault("builtin_cloud_formation_validation", False)
+        app_init(self, **props)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cdk.App, "__init__", init)
+        yield
 
 
 def build_stack(
@@ -47,6 +72,21 @@ def build_stack(
 
 
 def template_of(context: Mapping[str, Any] | None = None, **kwargs: Any) -> Template:
+    """The template for these settings, synthesized once per session for the app's container folder.
+
+    A template built from another container folder is synthesized on every call: tests change the
+    folder's files between calls.
+    """
+    if kwargs:
+        return fresh_template_of(context, **kwargs)
+    key = json.dumps(context or {}, sort_keys=True)
+    if key not in _TEMPLATES:
+        _TEMPLATES[key] = fresh_template_of(context)
+    return _TEMPLATES[key]
+
+
+def fresh_template_of(context: Mapping[str, Any] | None = None, **kwargs: Any) -> Template:
+    """A new synthesis, never the cached one (for tests that compare two syntheses)."""
     return Template.from_stack(build_stack(context, **kwargs))
 
 
