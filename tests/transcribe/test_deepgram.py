@@ -5,8 +5,10 @@ each channel of a multichannel stream transcribed on its own."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import warnings
+import wave
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ from tests.transcribe.conftest import (
     transcribe,
     transcript,
 )
+from tests.transcribe.test_params import PIPECAT_DEFAULT
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -150,3 +153,44 @@ def test_stereo_mixed_down_is_one_transcript(listen_server: RunningProcess) -> N
     received = transcribe(listen_url(listen_server, "channels=2&multichannel=false"), stereo.tobytes())
     assert received.final_text() == "turn on the lights in the kitchen"
     assert {tuple(result["channel_index"]) for result in received.results()} == {(0, 1)}
+
+
+def wav_header_for(pcm_bytes: int, *, rate: int) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as clip:
+        clip.setnchannels(1)
+        clip.setsampwidth(2)
+        clip.setframerate(rate)
+        clip.writeframes(b"")
+    header = bytearray(out.getvalue())
+    header[40:44] = pcm_bytes.to_bytes(4, "little")
+    return bytes(header)
+
+
+def test_pipecat_default_query_connects_and_transcribes(listen_server: RunningProcess) -> None:
+    received = transcribe(
+        listen_url(listen_server, PIPECAT_DEFAULT), read_pcm(SPEECH / "s04.wav"), chunk_bytes=640
+    )
+    assert received.final_text() == "Turn on the lights in the kitchen."
+    assert received.close_code == 1000
+
+
+def test_a_wav_header_sets_the_rate_the_query_left_out_but_not_after_a_finalize(
+    listen_server: RunningProcess,
+) -> None:
+    pcm = resampled(read_pcm(SPEECH / "s04.wav"), 8000).tobytes()
+    adopted = transcribe(listen_url(listen_server, ""), wav_header_for(len(pcm), rate=8000) + pcm)
+    assert adopted.final_text()
+    assert adopted.messages[-1]["duration"] == pytest.approx(len(pcm) / 16000, abs=0.001)
+
+    async def finalize_first() -> Received:
+        async with open_listen(listen_url(listen_server, "")) as ws:
+            await ws.send(json.dumps({"type": "Finalize"}))
+            await next_message(ws)  # the empty from_finalize result
+            await ws.send(wav_header_for(len(pcm), rate=8000))
+            return await receive_until_closed(ws, Received())
+
+    refused = asyncio.run(finalize_first())
+    (error,) = refused.of_type("Error")
+    assert "WAV header must come first" in error["description"]
+    assert refused.close_code == 1007

@@ -90,6 +90,8 @@ class TranscribeSession(SessionHandler):
         self._sha256.update(data)
         try:
             frames = self._input.push(data)
+            if self._converter is not None and self._converter.source != self._input.format:
+                raise AudioFormatError("a WAV header must come first: a Finalize before it set the format")
         except AudioFormatError as error:
             await self._session.send_text(error_message(str(error), variant="DATA-0000"))
             raise SessionError(CloseCode.INVALID_PAYLOAD, f"DATA-0000: {error}") from None
