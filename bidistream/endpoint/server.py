@@ -79,6 +79,7 @@ class _Stream:
         self.ended_locally = False
         self.reset = False
         self.finished_remotely = asyncio.Event()  # END_STREAM or RST_STREAM from the client
+        self.unconsumed = 0  # bytes received that the router has not consumed (its flow-control credit)
 
     # RequestBody
     async def read(self) -> bytes:
@@ -89,6 +90,7 @@ class _Stream:
         return item
 
     def consumed(self, size: int) -> None:
+        self.unconsumed -= size
         self._connection.acknowledge(self.stream_id, size)
 
     # ResponseChannel
@@ -103,6 +105,7 @@ class _Stream:
 
     # fed by the connection
     def received(self, data: bytes) -> None:
+        self.unconsumed += len(data)
         self._chunks.put_nowait(data)
 
     def remote_ended(self) -> None:
@@ -233,6 +236,10 @@ class _Connection:
             )
         finally:
             await self.end_stream(stream)
+            # What the router never read (a 403 or 424 before the body, a container gone first) still
+            # counts against the connection's window: give it back, or the connection stalls for good.
+            self.acknowledge(stream.stream_id, stream.unconsumed)
+            stream.unconsumed = 0
             await self._await_request_end(stream)
             self._streams.pop(stream.stream_id, None)
             if self._draining and not self._streams:

@@ -17,7 +17,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,8 +48,8 @@ from bidistream.endpoint.eventstream import (
     payload_part_event,
     read_payload_part,
 )
-from bidistream.endpoint.router import RouterSettings
-from bidistream.endpoint.server import LocalEndpoint
+from bidistream.endpoint.router import ResponseChannel, RouterSettings
+from bidistream.endpoint.server import CONNECTION_WINDOW, LocalEndpoint, _Connection
 from bidistream.endpoint.sigv4 import Credentials
 from bidistream.endpoint.tls import generate_certificates, server_ssl_context
 from tests.e2e.conftest import ENDPOINT_NAME, REGION
@@ -385,7 +385,7 @@ def in_process_endpoint(
 
 
 async def other_tasks() -> set[asyncio.Task[object]]:
-    return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+    return asyncio.all_tasks() - {asyncio.current_task()}
 
 
 @pytest.fixture
@@ -438,3 +438,77 @@ def test_a_client_that_never_ends_its_input_is_reset_once_close_timeout_has_pass
             client.close()
 
     assert client.resets == resets, client
+
+
+class MemoryWriter:
+    """The server side of a connection kept in memory: what the server writes, for the test's client."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    async def drain(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def wait_closed(self) -> None:
+        pass
+
+
+async def refuse_unread(*, response: ResponseChannel, **_: object) -> None:
+    """A router that answers without reading the request body, as a 403 or a 424 does."""
+    await response.send_headers([(":status", "403")], end_stream=True)
+
+
+def test_credit_for_request_data_the_router_never_read_goes_back_when_its_stream_ends() -> None:
+    # Nine streams, each with 1 MiB of request data queued before its router ran and never read:
+    # unless their credit goes back, a connection that outlives 16 such streams stalls for good.
+    streams, size = 9, 1024 * 1024 - 1
+
+    async def run() -> h2.connection.H2Connection:
+        reader, writer = asyncio.StreamReader(), MemoryWriter()
+        settings = RouterSettings(
+            model_url="ws://127.0.0.1:9", credentials=Credentials("AKID", "secret"), close_timeout=0.0
+        )
+        server = asyncio.create_task(_Connection(reader, writer, refuse_unread, settings).run())  # type: ignore[arg-type]
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()
+        reader.feed_data(client.data_to_send())
+        resets: set[int] = set()
+
+        async def exchange(condition: Callable[[], bool], what: str) -> None:
+            deadline = time.monotonic() + WAIT
+            while not condition():
+                assert time.monotonic() < deadline, f"no {what} within {WAIT:g}s"
+                await asyncio.sleep(0.001)
+                events = client.receive_data(bytes(writer.data))
+                writer.data.clear()
+                resets.update(event.stream_id for event in events if isinstance(event, h2.events.StreamReset))
+                reader.feed_data(client.data_to_send())
+
+        await exchange(
+            lambda: client.outbound_flow_control_window == CONNECTION_WINDOW, "the server's window"
+        )
+        for _ in range(streams):
+            stream_id = client.get_next_available_stream_id()
+            headers = [(":method", "POST"), (":scheme", "https"), (":path", PATH), (":authority", "a")]
+            client.send_headers(stream_id, headers)
+            for offset in range(0, size, client.max_outbound_frame_size):
+                client.send_data(stream_id, b"x" * min(client.max_outbound_frame_size, size - offset))
+        reader.feed_data(client.data_to_send())
+        await exchange(lambda: len(resets) == streams, "end of every stream")
+        reader.feed_eof()
+        await asyncio.wait_for(server, WAIT)
+        return client
+
+    client = asyncio.run(run())
+
+    assert client.outbound_flow_control_window == CONNECTION_WINDOW
