@@ -109,10 +109,11 @@ def test_worker_count_defaults_to_the_cpus_and_takes_the_setting(tmp_path: Path)
         worker_count({"TRANSCRIBE_WORKERS": "0"}, tmp_path)
 
 
-def test_each_worker_gets_enough_decoders_for_its_share_of_the_session_limit() -> None:
+def test_each_worker_makes_enough_decoders_for_its_share_of_the_session_limit_up_to_a_cap() -> None:
     assert decoders_per_worker(32, 8) == 4
-    assert decoders_per_worker(32, 3) == 11
+    assert decoders_per_worker(15, 2) == 8
     assert decoders_per_worker(1, 4) == 1
+    assert decoders_per_worker(32, 2) == 8  # capped: a small instance does not make them all up front
 
 
 # --- Real processes. ---

@@ -47,6 +47,10 @@ log = logging.getLogger("model_server.transcribe.workers")
 #: How many worker processes decode; default: the CPUs this container may use.
 WORKERS_VARIABLE = "TRANSCRIBE_WORKERS"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: A cap on the decoders each worker makes at start by default (each about 58 MB, made once and shared
+#: copy-on-write by all workers): 32 sessions on 8 CPUs need 4 each; a small instance does not make a
+#: session limit's worth of them up front.
+MAX_DEFAULT_DECODERS_PER_WORKER = 8
 #: How long the fork server may take to load the model and start every worker.
 START_TIMEOUT_SECONDS = 300.0
 #: How long a new stream waits for a worker when every worker has just died.
@@ -119,8 +123,9 @@ def worker_count(env: Mapping[str, str], cgroup_root: Path = CGROUP_ROOT) -> int
 
 
 def decoders_per_worker(max_sessions: int, workers: int) -> int:
-    """Decoders each worker needs so that, with new streams on the least busy worker, none makes one."""
-    return max(1, math.ceil(max_sessions / workers))
+    """Decoders each worker makes at start: enough that, with new streams on the least busy worker,
+    none makes another below the session limit, but at most ``MAX_DEFAULT_DECODERS_PER_WORKER``."""
+    return max(1, min(MAX_DEFAULT_DECODERS_PER_WORKER, math.ceil(max_sessions / workers)))
 
 
 # --- The worker side: the fork server and the processes it forks (synchronous, one thread each). ---
@@ -207,6 +212,8 @@ class _ForkServer:
         for pid in list(self.children):
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
+        # The server's exit does not clean up its socket's directory; nothing connects to it any more.
+        shutil.rmtree(os.path.dirname(self.socket_path), ignore_errors=True)
         return 0
 
     def _replace_exited(self, wake: tuple[int, int]) -> None:
