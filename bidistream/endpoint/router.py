@@ -165,9 +165,7 @@ async def _serve(
 ) -> None:
     # Authenticate first: an unsigned caller gets a 403, never a detailed 400 about its request.
     try:
-        signed = await verify_request(
-            method=method, path=path, headers=headers, credentials=settings.credentials
-        )
+        signed = verify_request(method=method, path=path, headers=headers, credentials=settings.credentials)
     except SignatureError as error:
         raise api.access_denied(error.error_type, error.message) from None
     request = api.parse_request(method, path, headers)

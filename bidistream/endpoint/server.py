@@ -55,7 +55,9 @@ class _GracefulH2Connection(h2.connection.H2Connection):
     (python-hyper/h2 issue 1181). RFC 9113 §6.8 lets streams opened before a GOAWAY complete. For a
     NO_ERROR GOAWAY this reports the ``ConnectionTerminated`` event and keeps the state machine
     open; ``_Connection`` refuses new streams and closes when the open ones have ended. A GOAWAY
-    with an error code still closes at once.
+    with an error code still closes at once. ``_receive_goaway_frame`` is h2's private handler: h2
+    is pinned exactly, and the GOAWAY tests in tests/e2e/test_http2_close.py fail if an upgrade
+    bypasses this override.
     """
 
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Frame], list[h2.events.Event]]:

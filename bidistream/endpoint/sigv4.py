@@ -66,7 +66,7 @@ class SignedRequest:
     signature: str  # hex; the first link of the event signature chain
 
 
-async def verify_request(
+def verify_request(
     *,
     method: str,
     path: str,

@@ -64,9 +64,7 @@ async def signed_headers(credentials: Credentials, *, session_token: str | None 
 
 
 def verify(headers: dict[str, str], credentials: Credentials = CREDENTIALS) -> SignedRequest:
-    return asyncio.run(
-        verify_request(method="POST", path=PATH + "?", headers=headers, credentials=credentials)
-    )
+    return verify_request(method="POST", path=PATH + "?", headers=headers, credentials=credentials)
 
 
 def test_request_signed_by_the_sdk_signer_is_accepted() -> None:
