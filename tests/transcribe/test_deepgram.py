@@ -63,6 +63,10 @@ def test_every_message_of_a_full_featured_session_parses_strictly_into_the_sdk_m
             answers.append(await next_message(ws))
             await ws.send(json.dumps({"type": "Configure", "keyterms": ["pocketsphinx"]}))
             answers.append(await next_message(ws))
+            await ws.send(json.dumps({"type": "Configure", "features": {"diarize": True}}))
+            answers.append(await next_message(ws))
+            await ws.send(json.dumps({"type": "Configure", "keyterms": []}))
+            answers.append(await next_message(ws))
             await ws.send(json.dumps({"type": "KeepAlive"}))
             received = Received()
             reader = asyncio.create_task(receive_until_closed(ws, received))
@@ -73,8 +77,12 @@ def test_every_message_of_a_full_featured_session_parses_strictly_into_the_sdk_m
             return answers, await reader
 
     answers, received = asyncio.run(scenario())
-    assert [answer["type"] for answer in answers] == ["ConfigureSuccess", "ConfigureFailure"]
+    kinds = [answer["type"] for answer in answers]
+    assert kinds == ["ConfigureSuccess", "ConfigureFailure", "ConfigureFailure", "ConfigureSuccess"]
+    assert "keyterms" not in answers[0]
     assert answers[1]["code"] == "CONFIGURE_KEYTERMS_NOT_SUPPORTED"
+    assert answers[2]["code"] == "CONFIGURE_INTERNAL_ERROR" and "diarize" in answers[2]["description"]
+    assert answers[3]["keyterms"] == []
     kinds = [message["type"] for message in received.messages]
     assert {"SpeechStarted", "Results", "UtteranceEnd", "Metadata"} <= set(kinds)
     assert kinds.index("SpeechStarted") < kinds.index("Results") < kinds.index("UtteranceEnd")
@@ -194,3 +202,25 @@ def test_a_wav_header_sets_the_rate_the_query_left_out_but_not_after_a_finalize(
     (error,) = refused.of_type("Error")
     assert "WAV header must come first" in error["description"]
     assert refused.close_code == 1007
+
+
+def test_configure_switches_numerals_on_mid_stream(listen_server: RunningProcess) -> None:
+    clip = read_pcm(SPEECH / "s06.wav")  # "the meeting starts at ten o'clock"
+
+    async def scenario() -> tuple[Received, dict[str, Any]]:
+        async with open_listen(listen_url(listen_server, "numerals=false")) as ws:
+            received = Received()
+            await ws.send(clip)
+            await ws.send(json.dumps({"type": "Finalize"}))
+            while not (received.messages and received.messages[-1].get("from_finalize")):
+                received.messages.append(await next_message(ws))
+            await ws.send(json.dumps({"type": "Configure", "features": {"numerals": True}}))
+            answer = await next_message(ws)
+            await ws.send(clip)
+            await ws.send(json.dumps({"type": "CloseStream"}))
+            return await receive_until_closed(ws, received), answer
+
+    received, answer = asyncio.run(scenario())
+    assert answer["type"] == "ConfigureSuccess"
+    texts = [transcript(final) for final in received.finals() if transcript(final)]
+    assert texts == ["the meeting starts at ten o'clock", "the meeting starts at 10 o'clock"]
