@@ -307,3 +307,17 @@ def test_request_signing_neither_host_nor_authority_is_refused() -> None:
 
     assert refused.value.error_type == "IncompleteSignatureException"
     assert "host (or :authority)" in refused.value.message
+
+
+@pytest.mark.parametrize(("query", "refused"), [("", False), ("x=1", True)])
+def test_a_query_string_added_after_signing_is_refused(query: str, refused: bool) -> None:
+    headers = sign_over_http2_authority(JS_STYLE_HEADERS)  # signed with an empty query
+
+    def check() -> SignedRequest:
+        return verify_request(method="POST", path=f"{PATH}?{query}", headers=headers, credentials=CREDENTIALS)
+
+    if refused:
+        with pytest.raises(SignatureError, match="does not match"):
+            check()
+    else:
+        check()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import h2.errors
+import pytest
 from aws_sdk_signers import (
     URI,
     AsyncEventSigner,
@@ -225,3 +227,23 @@ def test_the_same_signed_header_sent_once_is_served(
     response = first_response(peer_endpoint, duplicated_signed_header(credentials, None))
 
     assert response[":status"] == "200", response
+
+
+@pytest.mark.parametrize(("host", "served"), [("127.0.0.1:9999", False), ("127.0.0.1:8443", True)])
+def test_a_host_header_other_than_the_signed_authority_never_reaches_the_router(
+    peer_endpoint: RunningProcess, credentials: dict[str, str], host: str, served: bool
+) -> None:
+    headers = [*signed_request(credentials)[0].items(), ("host", host)]  # host signed, :authority 8443
+    client = Http2Client.connect(peer_endpoint)
+    client.conn.config.validate_outbound_headers = False  # h2 would refuse to send the mismatch
+    try:
+        stream = client.request(headers)
+        client.read_until(lambda: stream in client.responses or client.goaway is not None, "an answer")
+    finally:
+        client.close()
+
+    if served:
+        assert client.responses[stream][":status"] == "200", client
+    else:
+        assert stream not in client.responses, client  # h2 refuses it as malformed (RFC 9113 §8.3.1)
+        assert client.goaway is not None and client.goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
