@@ -58,6 +58,7 @@ class EndpointStack(cdk.Stack):
             network_isolation=settings.resolved_network_isolation,
             vpc_subnet_ids=settings.vpc_subnet_ids,
             vpc_security_group_ids=settings.vpc_security_group_ids,
+            run_as_user=settings.resolved_container_user,
         )
         # The endpoint first: the rollback alarms watch the fleet of its endpoint config (by name), and
         # the deployment config that names those alarms is set on the endpoint once they exist.

@@ -32,6 +32,7 @@ ENDPOINT_METRICS_NAMESPACE: Final = "/aws/sagemaker/Endpoints"
 # confuse cdk-assets"), so no provenance attestation turns the push into an OCI image index either.
 # `--output` needs BuildKit (Docker 23+ builds with it by default).
 IMAGE_OUTPUTS: Final = ("type=image,oci-mediatypes=false",)
+DEFAULT_RUN_AS_USER: Final = "10001:10001"
 # The interface a model container in a VPC needs: SageMaker creates and removes its ENIs.
 _ENI_DESCRIBE_ACTIONS: Final = (
     "ec2:DescribeDhcpOptions",
@@ -65,6 +66,7 @@ class StreamingModel(Construct):
         network_isolation: bool,
         vpc_subnet_ids: Sequence[str],
         vpc_security_group_ids: Sequence[str],
+        run_as_user: str = DEFAULT_RUN_AS_USER,
     ) -> None:
         super().__init__(scope, construct_id)
         if model_package_arn is not None and not network_isolation:
@@ -90,6 +92,8 @@ class StreamingModel(Construct):
                 directory=str(image_directory),
                 platform=ecr_assets.Platform.LINUX_AMD64,
                 outputs=list(IMAGE_OUTPUTS),
+                # The image's user (container/Dockerfile ARG RUN_AS_USER): non-root unless set to 0:0.
+                build_args={"RUN_AS_USER": run_as_user},
             )
             self.image.repository.grant_pull(self.role)
             container = sagemaker.CfnModel.ContainerDefinitionProperty(

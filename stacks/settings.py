@@ -58,6 +58,7 @@ _MODEL_PACKAGE_ARN = re.compile(
 _KMS_KEY_ARN = re.compile(
     r"^arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f-]{36})$"
 )
+_CONTAINER_USER = re.compile(r"^(root|0:0|[1-9][0-9]{0,4}:[0-9]{1,5})$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8}([0-9a-f]{9})?$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}([0-9a-f]{9})?$")
 _INVOCATION_PATH = re.compile(r"^[A-Za-z0-9._~/-]{1,100}$")
@@ -77,6 +78,7 @@ class Settings:
     model_package_arn: str | None = None
     instance_type: str = DEFAULT_INSTANCE_TYPE
     instance_count: int = 1
+    container_user: str = "10001:10001"
     variant_name: str = "AllTraffic"
     volume_size_gb: int | None = None
     container_startup_health_check_timeout_seconds: int = 600
@@ -121,6 +123,11 @@ class Settings:
         if self.network_isolation is None:
             return self.uses_model_package
         return self.network_isolation
+
+    @property
+    def resolved_container_user(self) -> str:
+        """The RUN_AS_USER build argument: uid:gid, with root spelled 0:0."""
+        return "0:0" if self.container_user == "root" else self.container_user
 
     @property
     def uses_vpc(self) -> bool:
@@ -308,6 +315,9 @@ _PARSERS: Final[dict[str, Callable[[str, Any], Any]]] = {
         INSTANCE_TYPE_PATTERN, "an ML instance type such as ml.g6.2xlarge", optional=False
     ),
     "instance_count": _number(int, 1, None, "an integer >= 1"),
+    "container_user": _text(
+        _CONTAINER_USER, "root, or a numeric uid:gid such as 10001:10001 (uid 1-65535)", optional=False
+    ),
     "variant_name": _text(
         SAGEMAKER_NAME_PATTERN, "1-63 letters, digits or hyphens, not starting/ending in -", optional=False
     ),
@@ -485,6 +495,9 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "no image is built, network isolation is forced on",
     "instance_type": "Endpoint instance type (`ml.<family>.<size>`)",
     "instance_count": "Initial instance count (>= 1)",
+    "container_user": "User our image runs as (build argument RUN_AS_USER): a numeric uid:gid, or `root`. "
+    "SageMaker's container contract expects root and no AWS document says it serves non-root images; "
+    "set `root` if an endpoint fails on file permissions. Ignored for a model package",
     "variant_name": "Production variant name; in effect fixed after the first deploy: deployment "
     "guardrails need the new endpoint config to keep it, and it is part of the scalable target's "
     "ResourceId (a change replaces the target)",

@@ -7,6 +7,7 @@ turns into ``docker build`` flags) must ask for Docker v2 schema 2 media types.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from aws_cdk import aws_ecr_assets as ecr_assets
 
 from stacks.endpoint_stack import CONTAINER_DIR
+from stacks.settings import Settings, SettingsError
 from tests.unit.conftest import PACKAGE_ARN, build_stack
 
 
@@ -73,3 +75,19 @@ def test_model_package_mode_has_no_image_to_build() -> None:
     assembly = build_stack({"model_package_arn": PACKAGE_ARN}).node.root
     assert isinstance(assembly, cdk.App)
     assert docker_image_sources(Path(assembly.synth().directory)) == []
+
+
+def test_image_runs_as_the_non_root_user_unless_set_to_root(image_source: dict[str, Any]) -> None:
+    assert image_source["dockerBuildArgs"] == {"RUN_AS_USER": "10001:10001"}
+    assembly = build_stack({"container_user": "root"}).node.root
+    assert isinstance(assembly, cdk.App)
+    (source,) = docker_image_sources(Path(assembly.synth().directory))
+    assert source["dockerBuildArgs"] == {"RUN_AS_USER": "0:0"}
+
+
+@pytest.mark.parametrize("value", ["admin", "0", "10001", "-1:-1", "10001:10001; rm"])
+def test_container_user_must_be_root_or_numeric_uid_gid(value: str) -> None:
+    with pytest.raises(
+        SettingsError, match=rf"setting 'container_user' = '{re.escape(value)}' is not allowed"
+    ):
+        Settings.from_context({"container_user": value})
