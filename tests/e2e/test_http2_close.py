@@ -189,16 +189,27 @@ def signed_request(credentials: dict[str, str]) -> tuple[dict[str, str], EventFr
     return headers, EventFrames(headers, credentials)
 
 
-def test_a_client_goaway_after_the_headers_leaves_the_open_stream_running(
-    peer_endpoint: RunningProcess, credentials: dict[str, str]
-) -> None:
-    client = Http2Client.connect(peer_endpoint)
+def echoing_stream(
+    endpoint: RunningProcess, credentials: dict[str, str]
+) -> tuple[Http2Client, int, EventFrames]:
+    """A connection with one signed stream open, whose first part ("before") has come back."""
+    client = Http2Client.connect(endpoint)
     try:
         headers, frames = signed_request(credentials)
         stream = client.request(headers)
         client.send(stream, frames.part(Part.text("before")))
         client.read_until(lambda: len(client.parts(stream)) >= 1, "echo of the first part")
+    except BaseException:
+        client.close()
+        raise
+    return client, stream, frames
 
+
+def test_a_client_goaway_after_the_headers_leaves_the_open_stream_running(
+    peer_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
+    client, stream, frames = echoing_stream(peer_endpoint, credentials)
+    try:
         client.send_goaway()
         client.send(stream, frames.part(Part.binary(b"after the goaway")))
         client.read_until(lambda: len(client.parts(stream)) >= 2, "echo of a part sent after GOAWAY")
@@ -227,12 +238,8 @@ def test_a_client_that_vanishes_after_its_goaway_leaves_nothing_running(
 ) -> None:
     ended = "client reset the stream; parts in 1, out 1"
     before = peer_endpoint.output().count(ended)
-    client = Http2Client.connect(peer_endpoint)
+    client, _, _ = echoing_stream(peer_endpoint, credentials)
     try:
-        headers, frames = signed_request(credentials)
-        stream = client.request(headers)
-        client.send(stream, frames.part(Part.text("before")))
-        client.read_until(lambda: len(client.parts(stream)) >= 1, "echo of the first part")
         client.send_goaway()
     finally:
         client.sock.close()  # no END_STREAM, no reset: the client is gone
@@ -258,13 +265,8 @@ def test_a_client_goaway_with_no_open_stream_is_answered_with_ours_and_a_close(
 def test_a_client_goaway_with_an_error_code_still_ends_the_connection_at_once(
     peer_endpoint: RunningProcess, credentials: dict[str, str]
 ) -> None:
-    client = Http2Client.connect(peer_endpoint)
+    client, stream, _ = echoing_stream(peer_endpoint, credentials)
     try:
-        headers, frames = signed_request(credentials)
-        stream = client.request(headers)
-        client.send(stream, frames.part(Part.text("before")))
-        client.read_until(lambda: len(client.parts(stream)) >= 1, "echo of the first part")
-
         client.send_goaway(h2.errors.ErrorCodes.PROTOCOL_ERROR)
         client.read_until(lambda: client.eof, "the connection to close")
     finally:
