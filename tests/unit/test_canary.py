@@ -156,3 +156,17 @@ def test_the_alarm_key_outlives_cdk_destroy_as_the_readme_says() -> None:
     template = template_of()
     key_id, key = only_resource(template, "AWS::KMS::Key")
     assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain"), key_id
+
+
+@pytest.mark.parametrize("handler", ["handler.lambda_handler", "handler.canary_handler"])
+def test_the_handlers_the_functions_name_exist_in_the_bundle_entry_point(handler: str) -> None:
+    import importlib.util
+
+    from stacks.smoke_test import bundle
+
+    module_name, _, attribute = handler.partition(".")
+    spec = importlib.util.spec_from_file_location(module_name, bundle.RUNTIME_DIR / f"{module_name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert callable(getattr(module, attribute))
