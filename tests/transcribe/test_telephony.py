@@ -11,7 +11,7 @@ the original), yet the decoder is sensitive enough that this alone moves the rat
 pocketsphinx's only US English acoustic model was trained on 16 kHz audio whose features reach 6.8 kHz:
 the top mel bands are empty and most words go wrong. Thresholds: 0.30 at 48 kHz, as at 16 kHz; 0.95
 at 8 kHz, which only says that words still come through. The twins below show the check failing
-when the audio is declared wrongly (A-law for mu-law: 1.18; 48 kHz declared as 16 kHz: 1.0).
+when the audio is declared wrongly (A-law for mu-law, or 48 kHz as 16 kHz: about 1.0, no right words).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def test_browser_audio_linear16_48k(listen_server: RunningProcess) -> None:
 def test_word_error_rate_check_catches_audio_declared_wrongly(
     listen_server: RunningProcess, query: str, read: object, frame_bytes: int, threshold: float
 ) -> None:
-    clips, texts = zip(*evaluation_set()[:2], strict=True)
+    clips, texts = zip(*evaluation_set()[1:2], strict=True)  # one short sentence: s02, 3.3 s
     audio = [read(clip) for clip in clips]  # type: ignore[operator]
     rate, pairs = corpus_word_error_rate(listen_server, query, audio, list(texts), frame_bytes)
     assert rate > threshold, (rate, pairs)
