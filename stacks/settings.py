@@ -523,16 +523,16 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "alarm_request_evaluation_periods": "Request alarms look back this many periods",
     "alarm_request_datapoints_to_alarm": "Breaching periods within the look-back that raise a request alarm",
     "alarm_5xx_rate_threshold": "5XX error rate (fraction of requests, Average of Invocation5XXErrors) that "
-    "alarms; an auto-rollback alarm",
+    "alarms; its new-fleet copy (EndpointConfigName of the config being deployed) is an auto-rollback alarm",
     "alarm_4xx_rate_threshold": "4XX error rate (fraction of requests) that alarms; mostly client mistakes",
     "alarm_model_error_rate_threshold": "Model error rate (fraction of requests, InvocationModelErrors) "
     "that alarms",
     "alarm_latency_statistic": "Statistic of both latency alarms, `Average` or `Maximum` (the SageMaker "
     "metric reference documents no percentiles for ModelLatency)",
-    "alarm_model_latency_threshold_ms": "ModelLatency (ms; published in µs) that alarms; an auto-rollback "
-    "alarm; empty = no alarm (if a live endpoint shows it measures whole streams)",
-    "alarm_first_chunk_latency_threshold_ms": "FirstChunkLatency (ms) that alarms; an auto-rollback alarm "
-    "when set; empty = no alarm (metric not in the SageMaker reference yet)",
+    "alarm_model_latency_threshold_ms": "ModelLatency (ms; published in µs) that alarms; its new-fleet copy is "
+    "an auto-rollback alarm; empty = no alarm (if a live endpoint shows it measures whole streams)",
+    "alarm_first_chunk_latency_threshold_ms": "FirstChunkLatency (ms) that alarms; its new-fleet copy is an "
+    "auto-rollback alarm when set; empty = no alarm (metric not in the SageMaker reference yet)",
     "alarm_resource_period_seconds": "Period of the resource alarms (CPU, memory, GPU, disk), s",
     "alarm_resource_evaluation_periods": "Resource alarms look back this many periods",
     "alarm_resource_datapoints_to_alarm": "Breaching periods within the look-back that raise a resource "
