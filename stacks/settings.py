@@ -529,8 +529,8 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "that alarms",
     "alarm_latency_statistic": "Statistic of both latency alarms, `Average` or `Maximum` (the SageMaker "
     "metric reference documents no percentiles for ModelLatency)",
-    "alarm_model_latency_threshold_ms": "ModelLatency (ms; published in µs) that alarms; its new-fleet copy is "
-    "an auto-rollback alarm; empty = no alarm (if a live endpoint shows it measures whole streams)",
+    "alarm_model_latency_threshold_ms": "ModelLatency (ms; published in µs) that alarms; its new-fleet copy "
+    "is an auto-rollback alarm; empty = no alarm (if a live endpoint shows it measures whole streams)",
     "alarm_first_chunk_latency_threshold_ms": "FirstChunkLatency (ms) that alarms; its new-fleet copy is an "
     "auto-rollback alarm when set; empty = no alarm (metric not in the SageMaker reference yet)",
     "alarm_resource_period_seconds": "Period of the resource alarms (CPU, memory, GPU, disk), s",
