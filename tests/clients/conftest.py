@@ -9,7 +9,7 @@ import pytest
 from tests.clients.stack import LocalStack, local_stack
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def listen_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     with local_stack(tmp_path_factory.mktemp("certs"), models="transcribe") as stack:
         yield stack

@@ -8,9 +8,10 @@ vad_events, language=en-US):
    silence: interim and final results, SpeechStarted and UtteranceEnd are expected.
 2. The first ``CUT_SECONDS`` of SECOND (speech still going on) are sent, then Finalize: the flushed
    result carries ``from_finalize``.
-3. CloseStream: the Metadata message, then the stream closes without an error.
+3. CloseStream: the Metadata message, then the close (SageMaker reports it as ModelStreamError 1000).
 
-Prints JSON lines: ``request`` (the URL the SDK built; the transport sends its path and query), one
+Prints JSON lines: ``request`` (the URL the SDK built; the transport sends its path and query),
+``redirect`` (the runtime address the transport asked for, replaced by the local endpoint's), one
 ``message`` per message received (its type, its fields, and ``problems`` found validating it strictly
 against the SDK's typed model), ``error`` per ERROR event, ``sent`` after each control message,
 ``closed`` at the CLOSE event.
@@ -49,6 +50,7 @@ class LocalRuntimeConfig(transport_module.AsyncSageMakerRuntimeHTTP2Config):  # 
 
     @classmethod
     async def resolve(cls, **overrides: Any) -> Any:
+        emit("redirect", replaced=overrides.get("endpoint_uri"))
         overrides["endpoint_uri"] = runtime_uri()
         return await super().resolve(**overrides)
 

@@ -33,6 +33,8 @@ CLIENTS = Path(__file__).resolve().parent
 DEEPGRAM_PYTHON = REPO_ROOT / ".venv-deepgram" / "bin" / "python"
 PIPECAT_PYTHON = REPO_ROOT / ".venv-pipecat" / "bin" / "python"
 REGION = "us-east-1"
+#: The address both clients hard-code; their drivers report it as what they replaced.
+PUBLIC_RUNTIME = f"https://runtime.sagemaker.{REGION}.amazonaws.com:8443"
 ENDPOINT_NAME = "client-tests"
 ENDPOINT_START_TIMEOUT = 30.0
 LOG_TAIL = 4000  # characters of each log a failure message shows

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.clients.stack import DEEPGRAM_PYTHON, DriverRun, LocalStack, run_driver
+from tests.clients.stack import DEEPGRAM_PYTHON, PUBLIC_RUNTIME, DriverRun, LocalStack, run_driver
 from tests.support.processes import REPO_ROOT
 from tests.transcribe.wer import word_error_rate, words
 
@@ -52,6 +52,7 @@ def test_live_session_with_deepgrams_example_options(listen_stack: LocalStack) -
     for name, value in [("smart_format", "true"), ("utterance_end_ms", "1000"), ("vad_events", "true")]:
         assert query[name] == [value], run.explain()
     assert query["language"] == ["en-US"] and query["interim_results"] == ["true"], run.explain()
+    assert [line["replaced"] for line in run.of("redirect")] == [PUBLIC_RUNTIME], run.explain()
 
     problems = [(line["type"], line["problems"]) for line in run.of("message") if line["problems"]]
     assert problems == [], run.explain()

@@ -6,7 +6,7 @@ in 20 ms frames, then silence until a final transcript arrives, so the test cost
 
 from __future__ import annotations
 
-from tests.clients.stack import PIPECAT_PYTHON, LocalStack, run_driver
+from tests.clients.stack import PIPECAT_PYTHON, PUBLIC_RUNTIME, LocalStack, run_driver
 from tests.support.processes import REPO_ROOT
 from tests.transcribe.wer import word_error_rate
 
@@ -14,14 +14,23 @@ CLIP = REPO_ROOT / "tests" / "data" / "speech" / "s02.wav"
 REFERENCE = "the weather is nice today"
 #: One of five words may be wrong: this pins the service's transcripts to the clip, not the model's accuracy.
 MAX_WORD_ERROR_RATE = 0.2
+#: What the service sends with every default (pipecat-ai 1.14.0, a 16 kHz pipeline).
+DEFAULT_QUERY = (
+    "detect_entities=false&diarize=false&dictation=false&interim_results=true&numerals=false"
+    "&punctuate=true&smart_format=false&model=nova-3&language=en&encoding=linear16&channels=1"
+    "&multichannel=false&sample_rate=16000"
+)
 
 
 def test_default_settings_transcribe_a_live_stream_without_error_frames(listen_stack: LocalStack) -> None:
     run = run_driver(PIPECAT_PYTHON, "pipecat_stt_driver.py", listen_stack, str(CLIP))
     assert run.returncode == 0, run.explain()
-    assert len(run.requests()) == 1 and run.requests()[0].startswith("v1/listen?"), run.explain()
+    assert run.requests() == [f"v1/listen?{DEFAULT_QUERY}"], run.explain()
+    assert run.of("request")[0]["replaced"] == PUBLIC_RUNTIME, run.explain()
     assert run.of("connected"), run.explain()
     assert run.of("error_frame") == [], run.explain()
+    kinds = [line["kind"] for line in run.of("transcription")]
+    assert "InterimTranscriptionFrame" in kinds, run.explain()
     finals = [line for line in run.of("transcription") if line["kind"] == "TranscriptionFrame"]
     assert finals, run.explain()
     heard = " ".join(line["text"] for line in finals)
