@@ -208,7 +208,9 @@ def test_model_package_mode_builds_no_image_and_grants_no_ecr(package: Template)
     assert build_stack({"model_package_arn": PACKAGE_ARN}).model.image is None
     actions = actions_of(execution_role_statements(package))
     assert not {action for action in actions if action.startswith("ecr:")}
-    assert actions == LOG_ACTIONS | {"cloudwatch:PutMetricData", "cloudwatch:DescribeAlarms"}
+    # No cloudwatch:DescribeAlarms: a package's endpoint has no rollback alarms (SageMaker applies no
+    # deployment guardrails to Marketplace containers).
+    assert actions == LOG_ACTIONS | {"cloudwatch:PutMetricData"}
 
 
 def test_vpc_config_and_isolation_for_our_container(vpc_with_key: Template) -> None:
