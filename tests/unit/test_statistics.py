@@ -95,3 +95,12 @@ def test_documented_statistics_quote_the_reference() -> None:
     assert DOCUMENTED_STATISTICS["ModelLatency"] == {"Average", "Sum", "Minimum", "Maximum", "SampleCount"}
     assert DOCUMENTED_STATISTICS["Invocations"] == {"Sum"}
     assert json.dumps(sorted(DOCUMENTED_STATISTICS["Invocation5XXErrors"])) == '["Average", "Sum"]'
+
+
+def test_the_old_percentile_setting_is_refused_with_its_replacement() -> None:
+    from stacks.settings import Settings, SettingsError
+
+    with pytest.raises(
+        SettingsError, match=r"'alarm_latency_percentile' = '90' was renamed: use alarm_latency_stat"
+    ):
+        Settings.from_context({"alarm_latency_percentile": "90"})
