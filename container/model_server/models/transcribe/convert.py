@@ -35,6 +35,10 @@ def _alaw_table() -> np.ndarray:
 
 
 EXPAND = {Encoding.MULAW: _mulaw_table(), Encoding.ALAW: _alaw_table()}
+#: libsoxr's very high quality: its wider passband keeps more of 7-8 kHz, which the acoustic model
+#: uses (the test set upsampled to 48 kHz and sent: word error rate 0.17 with VHQ on both sides, 0.28
+#: with the default HQ; 0.12 at 16 kHz), at about 1 ms of CPU per second of audio.
+QUALITY = "VHQ"
 
 
 class Converter:
@@ -50,7 +54,7 @@ class Converter:
         )
 
     def _new_resampler(self) -> soxr.ResampleStream:
-        return soxr.ResampleStream(self.source.sample_rate, SAMPLE_RATE, 1, dtype="int16")
+        return soxr.ResampleStream(self.source.sample_rate, SAMPLE_RATE, 1, dtype="int16", quality=QUALITY)
 
     def convert(self, frames: bytes) -> list[bytes]:
         """``frames`` (whole frames of the source format) as PCM bytes, one entry per output channel."""
