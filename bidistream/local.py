@@ -4,7 +4,8 @@ streamed through the real SDK, answers printed, both shut down (also on Ctrl-C).
 A throw-away credential pair is generated for the run and given to the endpoint (which checks
 signatures against it) and to the client, through the environment. With the speech model present,
 the bundled clip is streamed to ``v1/listen`` and the transcript is shown as it grows; without it,
-only the echo sample runs.
+only the echo sample runs. With the speak model present too, a sentence is spoken by ``v1/speak`` and
+its audio streamed back to ``v1/listen``: a voice agent's mouth heard by its own ears.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from aws_sdk_sagemaker_runtime_http2.models import ModelError  # type: ignore[im
 from bidistream.client import Part, StreamTarget, Timeouts, open_stream
 from bidistream.errors import ExitCode, describe
 from bidistream.invoke import InvokeInput, run_invoke
+from bidistream.speech import SpeechFormat, synthesize, write_wav
 
 START_TIMEOUT: Final = 60.0  # seconds; the speech model loads in a few seconds
 STOP_TIMEOUT: Final = 10.0
@@ -40,6 +42,9 @@ REGION: Final = "us-east-1"
 ENDPOINT_NAME: Final = "bidistream-local"
 DEFAULT_CONTAINER_DIR: Final = Path(__file__).resolve().parents[1] / "container"
 SPEECH_QUERY: Final = "interim_results=true&encoding=linear16&sample_rate=16000"
+#: What v1/listen decodes, so the spoken audio goes straight back to it.
+SPEAK_QUERY: Final = "model=aura-2-thalia-en&encoding=linear16&sample_rate=16000"
+LOOP_SENTENCE: Final = "Please call me back tomorrow morning."
 
 
 class StartupFailed(Exception):
@@ -158,11 +163,11 @@ def run_local(*, container_dir: Path = DEFAULT_CONTAINER_DIR, out: TextIO = sys.
             endpoint_uri=f"https://127.0.0.1:{endpoint_port}",
             ca_file=str(cert_dir / "ca.pem"),
         )
-        return asyncio.run(_demo(target, out))
+        return asyncio.run(_demo(target, out, workdir))
     return ExitCode.FAILED  # unreachable: the with block returns
 
 
-async def _demo(target: StreamTarget, out: TextIO) -> ExitCode:
+async def _demo(target: StreamTarget, out: TextIO, workdir: Path) -> ExitCode:
     print(f"\n== echo through the real SDK: {target.uri}/endpoints/{target.endpoint_name}", file=out)
     code = await _echo_sample(target, out)
     if code is not ExitCode.OK:
@@ -176,15 +181,18 @@ async def _demo(target: StreamTarget, out: TextIO) -> ExitCode:
         **{**target.__dict__, "invocation_path": "v1/listen", "query_string": SPEECH_QUERY}
     )
 
+    skipped: list[bool] = []
+
     def skip_if_not_served(error: Exception) -> ExitCode | None:
         # Only a 404 from the container means "no speech model here"; any other refusal is a failure.
         if isinstance(error, ModelError) and error.original_status_code == HTTPStatus.NOT_FOUND:
             print("(the container serves no speech model on v1/listen: skipped)", file=out)
+            skipped.append(True)
             return ExitCode.OK
         return None
 
     with resources.as_file(clip) as clip_path:
-        return await run_invoke(
+        code = await run_invoke(
             speech_target,
             Timeouts(),
             InvokeInput(audio=clip_path),
@@ -194,6 +202,47 @@ async def _demo(target: StreamTarget, out: TextIO) -> ExitCode:
             tty=out.isatty(),
             claim_error=skip_if_not_served,
         )
+    if code is not ExitCode.OK or skipped:
+        return code
+    return await _voice_loop(target, out, workdir)
+
+
+async def _voice_loop(target: StreamTarget, out: TextIO, workdir: Path) -> ExitCode:
+    """Speak a sentence with v1/speak, then stream that audio to v1/listen at real time."""
+    print(f"\n== text to speech and back: {LOOP_SENTENCE!r} to v1/speak, its audio to v1/listen", file=out)
+    speak_target = StreamTarget(
+        **{**target.__dict__, "invocation_path": "v1/speak", "query_string": SPEAK_QUERY}
+    )
+    try:
+        audio = await synthesize(speak_target, [LOOP_SENTENCE])
+    except ModelError as error:
+        if error.original_status_code == HTTPStatus.NOT_FOUND:
+            print("(the container serves no speak model on v1/speak: skipped)", file=out)
+            return ExitCode.OK
+        return _report(error)
+    except Exception as error:
+        return _report(error)
+    speech_format = SpeechFormat.from_query(SPEAK_QUERY)
+    spoken = workdir / "spoken.wav"
+    write_wav(spoken, audio, speech_format)
+    print(
+        f"  v1/speak answered {speech_format.describe(len(audio))}; heard by v1/listen:", file=out, flush=True
+    )
+    return await run_invoke(
+        StreamTarget(**{**target.__dict__, "invocation_path": "v1/listen", "query_string": SPEECH_QUERY}),
+        Timeouts(),
+        InvokeInput(audio=spoken),
+        stdin=sys.stdin,
+        stdout=out,
+        stderr=sys.stderr,
+        tty=out.isatty(),
+    )
+
+
+def _report(error: Exception) -> ExitCode:
+    code, message = describe(error)
+    print(f"bidistream local: {message}", file=sys.stderr)
+    return code
 
 
 async def _echo_sample(target: StreamTarget, out: TextIO) -> ExitCode:

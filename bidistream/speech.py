@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qsl
 
+from aws_sdk_sagemaker_runtime_http2.models import ModelStreamError  # type: ignore[import-untyped]
+
+from bidistream.client import Part, StreamTarget, Timeouts, open_stream
+
 CLOSE: Final = '{"type":"Close"}'
+NORMAL_CLOSURE: Final = "1000"
 #: WAVE format codes (RFC 2361) and bytes per sample, by Deepgram encoding name.
 FORMATS: Final = {"linear16": (1, 2), "alaw": (6, 1), "mulaw": (7, 1)}
 DEFAULT_RATES: Final = {"linear16": 24000, "alaw": 8000, "mulaw": 8000}
@@ -69,3 +74,23 @@ def write_wav(path: Path, audio: bytes, speech_format: SpeechFormat) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_bytes(speech_format.wav_header(len(audio)) + audio + b"\x00" * (len(audio) % 2))
     partial.replace(path)
+
+
+async def synthesize(target: StreamTarget, texts: list[str], timeouts: Timeouts | None = None) -> bytes:
+    """The audio ``target`` (a v1/speak stream) answers for ``texts``: Speak each, then Close.
+
+    The model closes the stream with 1000 once it has spoken everything; any other end raises.
+    """
+    audio = bytearray()
+    async with open_stream(target, timeouts or Timeouts()) as stream:
+        for text in texts:
+            await stream.send(Part.text(speak_message(text)))
+        await stream.send(Part.text(CLOSE))
+        try:
+            while (part := await stream.receive()) is not None:
+                if not part.is_text:
+                    audio += part.data
+        except ModelStreamError as error:
+            if error.error_code != NORMAL_CLOSURE:
+                raise
+    return bytes(audio)
