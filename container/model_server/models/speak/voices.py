@@ -48,7 +48,7 @@ def _voice(name: str, gender: Gender, accent: Accent, espeak_name: str) -> Voice
 VOICES: dict[str, Voice] = {
     voice.name: voice
     for voice in (
-        _voice("espeak-us-female", Gender.FEMALE, Accent.AMERICAN, "en-us+f2"),
+        _voice("espeak-us-female", Gender.FEMALE, Accent.AMERICAN, "en-us+f5"),
         _voice("espeak-us-male", Gender.MALE, Accent.AMERICAN, "en-us+klatt4"),
         _voice("espeak-gb-female", Gender.FEMALE, Accent.BRITISH, "en-gb-x-rp+f2"),
         _voice("espeak-gb-male", Gender.MALE, Accent.BRITISH, "en-gb-x-rp+klatt4"),
