@@ -100,8 +100,13 @@ class EndpointStack(cdk.Stack):
             instance_type=settings.instance_type,
             settings=settings.alarms,
             email_addresses=settings.alarm_email_addresses,
-            # The config being deployed: its fleet is the new one during an update.
-            deployed_config_name=self.endpoint.endpoint_config.attr_endpoint_config_name,
+            # The config being deployed: its fleet is the new one during an update. A package's endpoint
+            # has no deployment config to name rollback alarms in, so it gets no new-fleet copies.
+            deployed_config_name=(
+                None
+                if settings.uses_model_package
+                else self.endpoint.endpoint_config.attr_endpoint_config_name
+            ),
             extra_alarms=[] if self.canary is None else [self.canary.alarm],
         )
         rollback_alarm_names = self.monitoring.rollback_alarm_names

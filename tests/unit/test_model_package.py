@@ -11,6 +11,7 @@ import pytest
 from stacks.endpoint_stack import EndpointStack
 from stacks.settings import Settings, SettingsError
 from tests.unit.conftest import PACKAGE_ARN, REGION, build_stack, only_resource, template_of
+from tests.unit.operations_support import alarm_names
 from tests.unit.test_app import run_app
 from tests.unit.test_cfn_lint import lint
 
@@ -76,6 +77,15 @@ def test_a_package_endpoint_gets_no_deployment_config_and_no_alarm_read_grant() 
     # The twin: our own image keeps its guardrails.
     _, own = only_resource(template_of(), "AWS::SageMaker::Endpoint")
     assert own["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+
+
+def test_a_package_endpoint_gets_no_new_fleet_alarms_nothing_would_read() -> None:
+    # Without a deployment config no auto-rollback alarm is read; the all-fleet alarms still page.
+    package = alarm_names(template_of({"model_package_arn": PACKAGE_ARN}))
+    assert not [name for name in package if "new-fleet" in name]
+    assert any(name.endswith("-5xx-error-rate") for name in package)
+    # The twin: our own image's endpoint rolls back on the new fleet's copies.
+    assert any(name.endswith("-new-fleet-5xx-error-rate") for name in alarm_names(template_of()))
 
 
 @pytest.mark.parametrize(
