@@ -30,7 +30,8 @@ ENDPOINT_METRICS_NAMESPACE: Final = "/aws/sagemaker/Endpoints"
 # schema 2 media types. The CDK CLI passes each entry as `docker build --output=...` and runs the build
 # with BUILDX_NO_DEFAULT_ATTESTATIONS=1 ("Docker Build adds provenance attestations by default that
 # confuse cdk-assets"), so no provenance attestation turns the push into an OCI image index either.
-# `--output` needs BuildKit (Docker 23+ builds with it by default).
+# `--output` needs BuildKit through the buildx plugin, on the engine's default (`docker` driver) builder
+# so the image lands where `docker push` finds it (README, Deploy).
 IMAGE_OUTPUTS: Final = ("type=image,oci-mediatypes=false",)
 DEFAULT_RUN_AS_USER: Final = "10001:10001"
 # The interface a model container in a VPC needs: SageMaker creates and removes its ENIs.

@@ -91,3 +91,34 @@ def test_container_user_must_be_root_or_numeric_uid_gid(value: str) -> None:
         SettingsError, match=rf"setting 'container_user' = '{re.escape(value)}' is not allowed"
     ):
         Settings.from_context({"container_user": value})
+
+
+# The pinned CLI's bundled cdk-assets: how it runs `docker build` for an image asset.
+CDK_CLI_BUNDLE = Path(__file__).resolve().parents[2] / "node_modules" / "aws-cdk" / "lib" / "index.js"
+
+
+def docker_build_problems(bundle: str) -> list[str]:
+    """Why the CLI's `docker build` would not carry the asset's outputs, or would add attestations."""
+    start = bundle.find("async build(options) {")
+    body = bundle[start : bundle.find("async login(", start)] if start >= 0 else ""
+    expected = {
+        "a `docker build` command": '"build",',
+        "every asset output as --output=<it>": "options.outputs.map((output) => [`--output=${output}`])",
+        "no default provenance attestation": 'BUILDX_NO_DEFAULT_ATTESTATIONS: "1"',
+    }
+    problems = [what for what, text in expected.items() if text not in body]
+    if "outputs: source.dockerOutputs" not in bundle:
+        problems.append("the asset's dockerOutputs passed to the build")
+    return problems
+
+
+def test_pinned_cli_passes_the_outputs_to_docker_build_without_attestations() -> None:
+    # What the README's build requirement rests on: `docker build --output=type=image,oci-mediatypes=false`
+    # (BuildKit through buildx), with BUILDX_NO_DEFAULT_ATTESTATIONS=1 so no attestation makes an index.
+    assert docker_build_problems(CDK_CLI_BUNDLE.read_text(encoding="utf-8")) == []
+    # The twin: a CLI that dropped the outputs is caught.
+    assert docker_build_problems('async build(options) { "build", async login(') == [
+        "every asset output as --output=<it>",
+        "no default provenance attestation",
+        "the asset's dockerOutputs passed to the build",
+    ]
