@@ -8,11 +8,16 @@ shell as ``bidistream smoke``. Modes:
 * ``transcribe``: stream the bundled speech clip as binary PCM (faster than real time), then
   ``{"type":"CloseStream"}``; at least one ``Results`` message must carry a non-empty transcript.
   Works for Deepgram Nova-3 (Marketplace) and for the container's own ``v1/listen`` model.
+* ``speak``: send one sentence as ``Speak`` + ``Flush`` (Deepgram's streaming text to speech); a
+  ``Metadata`` message and binary audio must arrive before ``Flushed``, and the audio, measured in the
+  encoding and rate the query asks for, must last as long as the sentence takes to say (see
+  ``speech_bounds``). Then ``Close``: the stream must end without more audio. Works for the
+  container's own ``v1/speak`` model and for Deepgram's Aura.
 
 Transient failures (503, 500, ``InternalStreamFailure``, a refused or reset connection) are retried
 with backoff within the budget: right after an endpoint turns InService the router may still refuse
-streams for a moment. Definite failures (424 from the container, a wrong echo, no transcript, access
-denied) fail at once.
+streams for a moment. Definite failures (424 from the container, a wrong echo, no transcript, a
+Deepgram ``Error`` message, audio of implausible length, access denied) fail at once.
 
 Two Lambda entry points run the check: ``lambda_handler`` (the post-deploy CDK trigger) and
 ``canary_handler`` (the scheduled streaming canary, which publishes the outcome as CloudWatch metrics in
@@ -47,12 +52,27 @@ from bidistream.client import (
     send_while_receiving,
 )
 from bidistream.errors import ExitCode, describe
+from bidistream.speech import CLOSE, FORMATS, SpeechFormat, SpeechFormatError, speak_message
 from bidistream.transcript import parse_results
 
 TRANSCRIBE_PATH: Final = "v1/listen"
 TRANSCRIBE_QUERY: Final = "model=nova-3&encoding=linear16&sample_rate=16000"
 TRANSCRIBE_SPEED: Final = 2.0  # times real time: quick, and both models keep up with it
 CLOSE_STREAM: Final = '{"type":"CloseStream"}'
+SPEAK_PATH: Final = "v1/speak"
+SPEAK_QUERY: Final = "model=aura-2-thalia-en&encoding=linear16&sample_rate=24000"
+SPEAK_SENTENCE: Final = "This is a smoke test of the speech endpoint, one short sentence spoken aloud."
+FLUSH: Final = '{"type":"Flush"}'
+# Speaking rates a voice may plausibly use, in words per minute: stock TTS voices speak at 150-190
+# (the container's espeak-ng voices say the sentence above in about 5.0 s, 168 wpm), people from about
+# 100 (slow, deliberate) to 250 (fast talk). Audio shorter than the fastest rate allows is cut off;
+# longer than the slowest rate plus the pauses is not this sentence.
+SPEAKING_RATE_WPM: Final = (90, 300)
+# Silence a voice may add on top: leading and trailing silence, the pause at a comma and at the end.
+SPEECH_PAUSE_SECONDS: Final = 2.0
+# What a Deepgram streaming TTS server sends as text; anything else (our own Speak coming back from an
+# echo, a Results from a speech-to-text model) means the path is not a text-to-speech model.
+SPEAK_SERVER_MESSAGES: Final = ("Metadata", "Flushed", "Warning", "Error")
 SPEECH_CLIP: Final = "speech-sample.wav"
 # Failures worth another attempt: the service or its router not ready yet, or the connection refused.
 TRANSIENT: Final = frozenset(
@@ -139,16 +159,14 @@ async def run_smoke(
     """
     if mode not in CHECKS:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if mode == "transcribe":
-        invocation_path = invocation_path or TRANSCRIBE_PATH
-        query_string = query_string or TRANSCRIBE_QUERY
+    check = CHECKS[mode]
     target = StreamTarget(
         endpoint_name=endpoint_name,
         region=region,
         endpoint_uri=endpoint_uri,
         ca_file=ca_file,
-        invocation_path=invocation_path,
-        query_string=query_string,
+        invocation_path=invocation_path or check.path,
+        query_string=query_string or check.query,
         target_variant=target_variant,
     )
     started = time.monotonic()
@@ -164,7 +182,7 @@ async def run_smoke(
     while True:
         attempts += 1
         try:
-            detail = await _attempt(CHECKS[mode], target, deadline - time.monotonic(), counts)
+            detail = await _attempt(check.run, target, deadline - time.monotonic(), counts)
         except TimeoutError:
             raise SmokeTestFailed(
                 report(False, f"no complete answer within the {budget_seconds:g}s budget")
@@ -185,7 +203,10 @@ async def run_smoke(
 
 
 async def _attempt(
-    check: Callable[[BidiStream], Awaitable[str]], target: StreamTarget, budget: float, counts: list[int]
+    check: Callable[[BidiStream, StreamTarget], Awaitable[str]],
+    target: StreamTarget,
+    budget: float,
+    counts: list[int],
 ) -> str:
     """One stream and one check within ``budget`` seconds; transient failures raise ``_Transient``."""
     if budget <= 0:
@@ -195,7 +216,7 @@ async def _attempt(
     try:
         async with asyncio.timeout(budget), open_stream(target, timeouts) as stream:
             try:
-                return await check(stream)
+                return await check(stream, target)
             finally:
                 counts[:] = [stream.parts_sent, stream.parts_received]
     except (TimeoutError, _Mismatch):
@@ -207,7 +228,7 @@ async def _attempt(
         raise
 
 
-async def _check_echo(stream: BidiStream) -> str:
+async def _check_echo(stream: BidiStream, target: StreamTarget) -> str:
     nonce = uuid.uuid4().hex
     expected = [
         Part.text(f"bidistream smoke {nonce} ✓"),
@@ -237,7 +258,7 @@ async def _check_echo(stream: BidiStream) -> str:
     return f"echoed {len(expected)} parts (UTF8 and BINARY) with bytes and data types intact"
 
 
-async def _check_transcribe(stream: BidiStream) -> str:
+async def _check_transcribe(stream: BidiStream, target: StreamTarget) -> str:
     clip = read_wav(resources.files("bidistream.data").joinpath(SPEECH_CLIP).read_bytes())
     chunks = clip.chunks(CHUNK_SECONDS)
 
@@ -296,10 +317,108 @@ async def _whole_message(stream: BidiStream) -> Part | None:
             return Part(bytes(data), first.data_type or BINARY, None)
 
 
-# What each smoke mode checks; a new mode (say, text to speech) is one more entry.
-CHECKS: Final[dict[str, Callable[[BidiStream], Awaitable[str]]]] = {
-    "echo": _check_echo,
-    "transcribe": _check_transcribe,
+def speech_bounds(text: str) -> tuple[float, float]:
+    """The shortest and longest plausible audio, in seconds, for saying ``text``.
+
+    Words at the fastest rate of ``SPEAKING_RATE_WPM``, and at the slowest plus ``SPEECH_PAUSE_SECONDS``.
+    """
+    words = len(text.split())
+    slowest, fastest = SPEAKING_RATE_WPM
+    return 60 * words / fastest, 60 * words / slowest + SPEECH_PAUSE_SECONDS
+
+
+async def _check_speak(stream: BidiStream, target: StreamTarget) -> str:
+    try:
+        speech = SpeechFormat.from_query(target.query_string)
+    except SpeechFormatError as error:
+        raise _Mismatch(f"the speak check cannot measure the audio this query asks for: {error}") from None
+    shortest, longest = speech_bounds(SPEAK_SENTENCE)
+    bytes_per_second = FORMATS[speech.encoding][1] * speech.sample_rate
+    await stream.send(Part.text(speak_message(SPEAK_SENTENCE)))
+    await stream.send(Part.text(FLUSH))
+
+    audio = 0
+    model_name: str | None = None
+    while True:
+        message = await _whole_message(stream)
+        heard = f"after {audio / bytes_per_second:.2f}s of audio"
+        if message is None:
+            raise _Mismatch(f"expected Flushed after the audio, the stream ended {heard}")
+        if message.data_type != UTF8:
+            audio += len(message.data)
+            continue
+        kind, fields = _speak_server_message(message.data)
+        if kind == "Error":
+            raise _Mismatch(f"the model answered with an Error {heard}: {_error_text(fields)}")
+        if kind == "Metadata":
+            model_name = str(fields.get("model_name", "?"))
+        elif kind == "Flushed":
+            break
+    seconds = audio / bytes_per_second
+    if model_name is None:
+        raise _Mismatch(f"expected a Metadata message before Flushed, got none ({seconds:.2f}s of audio)")
+    if not shortest <= seconds <= longest:
+        raise _Mismatch(
+            f"expected {shortest:.1f}-{longest:.1f}s of audio for the {len(SPEAK_SENTENCE.split())}-word "
+            f"sentence ({speech.encoding} at {speech.sample_rate} Hz), got {seconds:.2f}s ({audio} bytes) "
+            "before Flushed"
+        )
+    # Deepgram's Close speaks what is left (nothing: all was flushed) and closes the stream normally.
+    await stream.send(Part.text(CLOSE))
+    while True:
+        try:
+            message = await _whole_message(stream)
+        except ModelStreamError as error:
+            if error.error_code != "1000":
+                raise
+            break
+        if message is None:
+            break
+        if message.data_type != UTF8:
+            raise _Mismatch(f"expected no audio after Flushed and Close, got {_preview(message.data)}")
+        kind, fields = _speak_server_message(message.data)
+        if kind == "Error":
+            raise _Mismatch(f"the model answered Close with an Error: {_error_text(fields)}")
+    return (
+        f"spoke {seconds:.2f}s of {speech.encoding} at {speech.sample_rate} Hz for a "
+        f"{len(SPEAK_SENTENCE.split())}-word sentence (plausible {shortest:.1f}-{longest:.1f}s), "
+        f"voice {model_name}"
+    )
+
+
+def _speak_server_message(data: bytes) -> tuple[str, dict[str, Any]]:
+    """A text-to-speech server's JSON message: its type (one of ``SPEAK_SERVER_MESSAGES``) and fields."""
+    try:
+        message = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        message = None
+    kind = message.get("type") if isinstance(message, dict) else None
+    if not isinstance(message, dict) or kind not in SPEAK_SERVER_MESSAGES:
+        raise _Mismatch(
+            f"expected a text-to-speech message ({', '.join(SPEAK_SERVER_MESSAGES)}) or audio, "
+            f"got UTF8 {_preview(data)}"
+        )
+    return str(kind), message
+
+
+def _error_text(fields: dict[str, Any]) -> str:
+    return str(fields.get("description") or fields.get("message") or json.dumps(fields))
+
+
+@dataclass(frozen=True)
+class SmokeCheck:
+    """One smoke mode: what it checks on an open stream, and the path and query it uses by default."""
+
+    run: Callable[[BidiStream, StreamTarget], Awaitable[str]]
+    path: str | None = None
+    query: str | None = None
+
+
+# What each smoke mode checks; a new mode is one more entry.
+CHECKS: Final[dict[str, SmokeCheck]] = {
+    "echo": SmokeCheck(_check_echo),
+    "transcribe": SmokeCheck(_check_transcribe, TRANSCRIBE_PATH, TRANSCRIBE_QUERY),
+    "speak": SmokeCheck(_check_speak, SPEAK_PATH, SPEAK_QUERY),
 }
 MODES: Final = tuple(CHECKS)
 

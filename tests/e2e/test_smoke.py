@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import sys
 import threading
 import types
@@ -19,12 +20,14 @@ from bidistream import smoke as smoke_module
 from bidistream.errors import ExitCode
 from bidistream.smoke import (
     CANARY_NAMESPACE,
+    SPEAK_SENTENCE,
     EndpointState,
     SmokeReport,
     SmokeTestFailed,
     canary_handler,
     lambda_handler,
     run_smoke,
+    speech_bounds,
 )
 from tests.e2e.conftest import ENDPOINT_NAME, REGION, EndpointFactory, endpoint_args, run_cli, wait_for_output
 from tests.support.processes import RunningProcess, free_port, start_process
@@ -98,6 +101,107 @@ def test_transcribe_smoke_fails_against_a_model_that_only_echoes(peer_endpoint: 
 
     with pytest.raises(SmokeTestFailed, match=expected):
         smoke(peer_endpoint, mode="transcribe", invocation_path="echo")
+
+
+def speak_smoke(endpoint: RunningProcess, **options: object) -> SmokeReport:
+    return smoke(endpoint, mode="speak", **options)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        None,  # the check's default: model=aura-2-thalia-en&encoding=linear16&sample_rate=24000
+        "model=aura-2-helena-en&encoding=mulaw",  # Deepgram's default rate for mu-law: 8000 Hz
+        "model=aura-asteria-en&encoding=linear16&sample_rate=48000",
+    ],
+)
+def test_speak_smoke_passes_with_audio_of_plausible_length(
+    container_endpoint: RunningProcess, query: str | None
+) -> None:
+    # Measured in the query's encoding and rate: 1 byte a sample for mu-law, 2 for linear16.
+    report = speak_smoke(container_endpoint, query_string=query)
+
+    assert report.ok
+    assert report.summary().startswith(f"smoke PASS endpoint={ENDPOINT_NAME} mode=speak")
+    seconds = float(re.search(r"spoke (\d+\.\d+)s of ", report.detail).group(1))  # type: ignore[union-attr]
+    shortest, longest = speech_bounds(SPEAK_SENTENCE)
+    assert shortest <= seconds <= longest
+    assert report.detail.endswith("voice espeak-us-female")  # from the Metadata message
+    assert (report.parts_sent, report.attempts) == (3, 1)  # Speak, Flush, Close
+
+
+@pytest.mark.parametrize(
+    ("rates", "pause", "expected"),
+    [
+        (
+            (60, 120),
+            2.0,
+            r"expected 7\.0-16\.0s of audio for the 14-word sentence \(linear16 at 24000 Hz\), got",
+        ),
+        (
+            (300, 600),
+            0.0,
+            r"expected 1\.4-2\.8s of audio for the 14-word sentence \(linear16 at 24000 Hz\), got",
+        ),
+    ],
+)
+def test_speak_smoke_fails_when_the_audio_is_outside_the_plausible_length(
+    container_endpoint: RunningProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    rates: tuple[int, int],
+    pause: float,
+    expected: str,
+) -> None:
+    # The twin of the test above: the same real audio (about 5 s, 168 words a minute) fails a window
+    # that demands a slower speaker (too short) or a faster one (too long). Definite: no retry.
+    monkeypatch.setattr(smoke_module, "SPEAKING_RATE_WPM", rates)
+    monkeypatch.setattr(smoke_module, "SPEECH_PAUSE_SECONDS", pause)
+
+    with pytest.raises(SmokeTestFailed, match=expected) as failed:
+        speak_smoke(container_endpoint)
+    assert "mode=speak" in str(failed.value)
+    assert re.search(r"got \d+\.\d\ds \(\d+ bytes\) before Flushed", failed.value.report.detail)
+    assert failed.value.report.attempts == 1
+
+
+def test_speak_smoke_fails_against_a_model_that_only_echoes(peer_endpoint: RunningProcess) -> None:
+    # An echo at the speak path answers our own Speak message: no audio, no Metadata, no Flushed.
+    expected = (
+        r"expected a text-to-speech message \(Metadata, Flushed, Warning, Error\) or audio, "
+        r"got UTF8 b'\{\"type\": \"Speak\""
+    )
+    with pytest.raises(SmokeTestFailed, match=expected):
+        speak_smoke(peer_endpoint, invocation_path="echo")
+
+
+def test_speak_smoke_fails_at_once_when_the_model_refuses_the_query(
+    container_endpoint: RunningProcess,
+) -> None:
+    # The speak model refuses a voice it does not have with 400; the router answers 424: definite.
+    with pytest.raises(SmokeTestFailed, match=r"smoke FAIL .*mode=speak.*ModelError \(424\)") as failed:
+        speak_smoke(container_endpoint, query_string="model=aura-2-thalia-de")
+    assert failed.value.report.attempts == 1
+
+
+def test_speak_smoke_fails_at_once_on_a_deepgram_error_message(container_endpoint: RunningProcess) -> None:
+    # The speech-to-text model at v1/listen takes the stream, and answers a Speak with an Error.
+    with pytest.raises(
+        SmokeTestFailed, match=r"the model answered with an Error after 0\.00s of audio: "
+    ) as failed:
+        speak_smoke(
+            container_endpoint,
+            invocation_path="v1/listen",
+            query_string="encoding=linear16&sample_rate=24000",
+        )
+    assert failed.value.report.attempts == 1
+
+
+def test_speak_smoke_refuses_a_query_whose_audio_it_cannot_measure(peer_endpoint: RunningProcess) -> None:
+    # The speak model refuses such a query itself (424 above); an endpoint that takes it gets this.
+    expected = r"the speak check cannot measure the audio this query asks for: encoding='opus'"
+    with pytest.raises(SmokeTestFailed, match=expected) as failed:
+        speak_smoke(peer_endpoint, invocation_path="echo", query_string="encoding=opus")
+    assert failed.value.report.parts_sent == 0
 
 
 def test_lambda_handler_logs_one_json_line_and_returns_the_report(
@@ -318,11 +422,11 @@ def test_only_transient_failures_are_retried(
             raise pending.pop(0)
         yield types.SimpleNamespace(parts_sent=2, parts_received=2)
 
-    async def answered(stream: object) -> str:
+    async def answered(stream: object, target: object) -> str:
         return "answered"
 
     monkeypatch.setattr(smoke_module, "open_stream", opened)
-    monkeypatch.setitem(smoke_module.CHECKS, "echo", answered)
+    monkeypatch.setitem(smoke_module.CHECKS, "echo", smoke_module.SmokeCheck(answered))
     monkeypatch.setattr(smoke_module, "FIRST_BACKOFF_SECONDS", 0.01)
     if passes:
         report = asyncio.run(run_smoke(ENDPOINT_NAME, region=REGION, budget_seconds=10))
