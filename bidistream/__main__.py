@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bidistream.client import StreamTarget, Timeouts
 from bidistream.errors import EXIT_CODE_TABLE, ExitCode
+from bidistream.smoke import MODES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,10 +85,13 @@ def _parser() -> argparse.ArgumentParser:
         "smoke",
         help="the post-deploy smoke test, from a shell",
         description="Echo mode: a UTF8 and a BINARY part must come back unchanged. Transcribe mode: the "
-        "bundled clip must produce a non-empty transcript. Exit 0 on pass, 1 on fail.",
+        "bundled clip must produce a non-empty transcript (default --path v1/listen). Speak mode: a "
+        "sentence sent as Speak + Flush must come back as Metadata and audio of plausible length before "
+        "Flushed, measured in the --query encoding and sample_rate (default --path v1/speak). "
+        "Exit 0 on pass, 1 on fail.",
     )
     _target_options(smoke)
-    smoke.add_argument("--mode", choices=("echo", "transcribe"), default="echo")
+    smoke.add_argument("--mode", choices=MODES, default="echo")
     smoke.add_argument("--budget", type=float, default=60.0, help="seconds the whole check may take")
     return parser
 
@@ -117,7 +121,11 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     )
-    parser.add_argument("--endpoint-uri", help="default https://runtime.sagemaker.REGION.amazonaws.com:8443")
+    parser.add_argument(
+        "--endpoint-uri",
+        help="default https://runtime.sagemaker.REGION.DNS_SUFFIX:8443, the suffix of the region's partition "
+        "(amazonaws.com; amazonaws.com.cn in China)",
+    )
     parser.add_argument("--ca-file", help="trust this CA (the local endpoint's ca.pem)")
     parser.add_argument("--path", help="ModelInvocationPath, e.g. v1/listen")
     parser.add_argument("--query", help="ModelQueryString, e.g. model=nova-3&language=en")

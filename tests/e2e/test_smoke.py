@@ -478,6 +478,23 @@ def test_smoke_command_passes_and_fails_from_a_shell(
     )
 
 
+def test_smoke_command_offers_every_mode_of_the_check(
+    container_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
+    spoken = run_cli("smoke", *endpoint_args(container_endpoint), "--mode", "speak", env=credentials)
+    refused = run_cli("smoke", *endpoint_args(container_endpoint), "--mode", "ping", env=credentials)
+
+    assert spoken.returncode == ExitCode.OK, spoken.stderr
+    assert spoken.stdout.startswith(f"smoke PASS endpoint={ENDPOINT_NAME} mode=speak")
+    assert "s of linear16 at 24000 Hz" in spoken.stdout
+    assert refused.returncode == ExitCode.USAGE
+    assert "invalid choice: 'ping'" in refused.stderr
+    assert all(f"'{mode}'" in refused.stderr for mode in smoke_module.MODES)
+    # The runtime address comes from the region's partition, as the help now says.
+    usage = " ".join(run_cli("smoke", "--help", env=credentials).stdout.split())
+    assert "runtime.sagemaker.REGION.DNS_SUFFIX:8443" in usage and "amazonaws.com.cn in China" in usage
+
+
 def test_smoke_signs_with_a_session_token_as_the_lambda_role_does(
     container: RunningProcess,
     start_endpoint: EndpointFactory,
