@@ -1,9 +1,10 @@
 """The JSON messages of Deepgram's live ``v1/listen`` API, as this model sends and reads them.
 
-Shapes follow Deepgram's streaming responses (``Results``, ``Metadata``, ``Error``) so a client written
-for Deepgram Nova-3 on SageMaker reads them unchanged. Where this model has no value Deepgram would
-send (an interim word's confidence: pocketsphinx computes posteriors only when an utterance ends), the
-field is present with 0.0 rather than missing or invented.
+Shapes follow Deepgram's streaming responses (``Results``, ``SpeechStarted``, ``UtteranceEnd``,
+``ConfigureSuccess``/``ConfigureFailure``, ``Metadata``, ``Error``), field for field as deepgram-sdk's
+typed models have them, so a client written for Deepgram Nova-3 on SageMaker reads them unchanged.
+Where this model has no value Deepgram would send (an interim word's confidence: pocketsphinx computes
+posteriors only when an utterance ends), the field is present with 0.0 rather than missing or invented.
 """
 
 from __future__ import annotations

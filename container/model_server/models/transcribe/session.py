@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
@@ -63,7 +63,6 @@ class Channel:
     decoder: Any
     #: End of the last word sent; set while an UtteranceEnd for it is still due.
     last_word_end: float | None = None
-    sent: list[str] = field(default_factory=list)
 
 
 class TranscribeSession(SessionHandler):
