@@ -90,6 +90,13 @@ def test_a_single_valued_parameter_given_twice_is_refused() -> None:
         parse_listen_query(parse_query("model=nova-3&model=nova-2"))
 
 
+@pytest.mark.parametrize(
+    "model", ["pocketsphinx", "nova-3", "nova-3-general", "nova-2-phonecall", "base", "general"]
+)
+def test_deepgram_streaming_model_names_are_served_by_pocketsphinx(model: str) -> None:
+    parse_listen_query({"model": model})
+
+
 @pytest.mark.parametrize("language", ["en", "en-US", "en-GB", "en-au", "EN-IN"])
 def test_english_of_any_region_is_accepted(language: str) -> None:
     parse_listen_query({"language": language})
@@ -133,6 +140,8 @@ def test_off_values_and_honoured_features_are_accepted(query: dict[str, str]) ->
         ({"interim_results": "true", "utterance_end_ms": "10"}, "utterance_end_ms='10' is not valid"),
         ({"extra": "novalue"}, "extra='novalue' is not valid"),
         ({"language": "en-us-x"}, "language='en-us-x' is not supported"),
+        ({"model": "whisper-large"}, "nova-3, nova-2, nova, enhanced, base"),
+        ({"model": "nova-3-phonecalls"}, "model='nova-3-phonecalls' is not available"),
         ({"interim_results": "yes"}, "interim_results='yes' is not valid"),
         ({"punctuate": "1"}, "punctuate='1' is not valid"),
         ({"model": "whisper-large"}, "model='whisper-large' is not available"),

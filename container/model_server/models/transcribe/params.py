@@ -27,23 +27,26 @@ MAX_SAMPLE_RATE = 48000
 #: Each channel of a multichannel stream has its own decoder (about 58 MB).
 MAX_CHANNELS = 8
 
-#: Deepgram model names accepted as aliases, so a client written for Deepgram needs no change. The
-#: Metadata message names the model that really answered.
+#: Deepgram's streaming model names (each family with its domain variants), accepted as aliases so a
+#: client written for Deepgram needs no change. The Metadata message names the model that answered.
+MODEL_FAMILIES = ("nova-3", "nova-2", "nova", "enhanced", "base")
+MODEL_VARIANTS = (
+    "general",
+    "medical",
+    "meeting",
+    "phonecall",
+    "finance",
+    "conversationalai",
+    "voicemail",
+    "video",
+    "drivethru",
+    "automotive",
+    "atc",
+)
 MODEL_NAMES = frozenset(
-    {
-        "pocketsphinx",
-        "nova-3",
-        "nova-3-general",
-        "nova-2",
-        "nova-2-general",
-        "nova",
-        "nova-general",
-        "enhanced",
-        "enhanced-general",
-        "base",
-        "base-general",
-        "general",
-    }
+    {"pocketsphinx", "general"}
+    | set(MODEL_FAMILIES)
+    | {f"{family}-{variant}" for family in MODEL_FAMILIES for variant in MODEL_VARIANTS}
 )
 #: English and any region of it: pocketsphinx's US English model is the one it has.
 LANGUAGE = re.compile(r"^en(-[a-z]{2})?$", re.IGNORECASE)
@@ -257,8 +260,8 @@ def _check_names(single: Mapping[str, str], values: Mapping[str, list[str]]) -> 
     model = single.get("model", "pocketsphinx")
     if model.lower() not in MODEL_NAMES:
         raise QueryError(
-            f"model={model!r} is not available: this endpoint serves pocketsphinx "
-            f"(accepted names: {', '.join(sorted(MODEL_NAMES))})"
+            f"model={model!r} is not available: this endpoint serves pocketsphinx, also under Deepgram's "
+            f"streaming names ({', '.join(MODEL_FAMILIES)}, each optionally -{'/-'.join(MODEL_VARIANTS)})"
         )
     language = single.get("language", "en")
     if not LANGUAGE.match(language):
