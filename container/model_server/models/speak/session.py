@@ -235,6 +235,8 @@ class SpeakSession(SessionHandler):
                 if job.generation != self._generation:
                     continue  # cleared: drop what is left of it
                 await self._session.send_bytes(chunk)
+            # A send into a roomy socket buffer does not yield: let the session read a Clear meanwhile.
+            await asyncio.sleep(0)
         await work
 
     def _synthesize(self, text: str, sink: Callable[[bytes], bool]) -> None:
