@@ -40,13 +40,18 @@ from stacks.instance_types import (
 from stacks.notifications import EMAIL_PATTERN
 from stacks.scaling import ScalingMetric, ScalingSettings
 
-SmokeMode = Literal["echo", "transcribe"]
+# The modes of bidistream.smoke (its MODES; a unit test keeps the two equal without importing the SDK here).
+SmokeMode = Literal["echo", "transcribe", "speak"]
+SMOKE_MODES: Final[tuple[SmokeMode, ...]] = typing.get_args(SmokeMode)
 
 DEFAULT_INSTANCE_TYPE: Final = "ml.g6.2xlarge"
 # Deepgram's SageMaker listing serves Nova-3 here; our own speech model speaks the same messages.
 SPEECH_INVOCATION_PATH: Final = "v1/listen"
 # The smoke clip goes as raw 16 kHz 16-bit PCM, which Deepgram decodes only when told the encoding.
 MARKETPLACE_QUERY_STRING: Final = "model=nova-3&encoding=linear16&sample_rate=16000"
+# Text to speech, Deepgram's path and query for Aura (our own speak model takes the same).
+SPEAK_INVOCATION_PATH: Final = "v1/speak"
+SPEAK_QUERY_STRING: Final = "model=aura-2-thalia-en&encoding=linear16&sample_rate=24000"
 
 _SETTINGS_NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _GROUP_ERROR = re.compile(r"^(?P<name>[a-z0-9_]+)=(?P<value>.*?): (?P<rule>.*)$", re.DOTALL)
@@ -144,12 +149,16 @@ class Settings:
     def resolved_smoke_invocation_path(self) -> str | None:
         if self.smoke_invocation_path is not None:
             return self.smoke_invocation_path
-        return SPEECH_INVOCATION_PATH if self.resolved_smoke_mode == "transcribe" else None
+        return {"transcribe": SPEECH_INVOCATION_PATH, "speak": SPEAK_INVOCATION_PATH}.get(
+            self.resolved_smoke_mode
+        )
 
     @property
     def resolved_smoke_query_string(self) -> str | None:
         if self.smoke_query_string is not None:
             return self.smoke_query_string
+        if self.resolved_smoke_mode == "speak":  # for our speak model and a Deepgram Aura package alike
+            return SPEAK_QUERY_STRING
         return MARKETPLACE_QUERY_STRING if self.uses_model_package else None
 
     @classmethod
@@ -291,11 +300,11 @@ def _choice(choices: Mapping[str, Any], what: str, *, optional: bool) -> Callabl
 def _smoke_mode(key: str, raw: Any) -> SmokeMode | None:
     if _is_unset(raw):
         return None
-    if raw == "echo":
-        return "echo"
-    if raw == "transcribe":
-        return "transcribe"
-    raise _bad(key, raw, "'echo' or 'transcribe' (unset: transcribe for a model package, else echo)")
+    for mode in SMOKE_MODES:
+        if raw == mode:
+            return mode
+    allowed = ", ".join(f"'{mode}'" for mode in SMOKE_MODES)
+    raise _bad(key, raw, f"one of {allowed} (unset: transcribe for a model package, else echo)")
 
 
 _TIMEOUT = "an integer number of seconds from 60 to 3600"
@@ -574,10 +583,12 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "empty = the configured waits plus an hour; with scaling on, the waits of the largest fleet",
     "deployment_rollback_batch_size": "Rolling: batch size when rolling back; empty = all at once",
     "smoke_test": "Run the post-deploy smoke test (a CDK trigger that fails the deployment)",
-    "smoke_mode": "`echo` or `transcribe`; unset = transcribe for a package, echo for our image",
-    "smoke_invocation_path": "Invocation path for the smoke stream (unset: `v1/listen` when transcribing)",
+    "smoke_mode": "`echo`, `transcribe` or `speak` (a sentence must come back as audio of plausible "
+    "length); unset = transcribe for a package, echo for our image",
+    "smoke_invocation_path": "Invocation path for the smoke stream (unset: `v1/listen` when transcribing, "
+    "`v1/speak` when speaking)",
     "smoke_query_string": "Query string for the smoke stream (unset: "
-    "`model=nova-3&encoding=linear16&sample_rate=16000` for a package)",
+    f"`{SPEAK_QUERY_STRING}` when speaking, `{MARKETPLACE_QUERY_STRING}` for a package)",
     "smoke_budget_seconds": "Time budget for the whole smoke check (retries of transient failures "
     "included), 5-600 s; the trigger and canary Lambdas' timeouts are set above it",
     "canary": "Run the streaming canary: the smoke check on a schedule, publishing StreamSuccess/"

@@ -232,6 +232,28 @@ def test_lambda_handler_raises_so_the_deployment_fails(
     assert "got BINARY" in logged["summary"]
 
 
+def test_trigger_and_canary_run_the_speak_check_from_the_environment_synth_gives_them(
+    container_endpoint: RunningProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stacks.settings import Settings
+
+    settings = Settings.from_context({"smoke_mode": "speak"})
+    point_handler_at(container_endpoint, monkeypatch)
+    monkeypatch.setenv("SMOKE_MODE", settings.resolved_smoke_mode)
+    monkeypatch.setenv("INVOCATION_PATH", str(settings.resolved_smoke_invocation_path))
+    monkeypatch.setenv("QUERY_STRING", str(settings.resolved_smoke_query_string))
+
+    assert lambda_handler({}, None)["ok"] is True
+    triggered = json.loads(capsys.readouterr().out.strip())
+    assert canary_handler({}, None)["ok"] is True
+    published = json.loads(capsys.readouterr().out.strip())
+
+    assert (published["StreamSuccess"], published["StreamFailure"]) == (1, 0)
+    for line in (triggered, published):
+        assert line["mode"] == "speak"
+        assert re.search(r"mode=speak .*: spoke \d+\.\d\ds of linear16 at 24000 Hz", line["summary"])
+
+
 STACK_ARN = "arn:aws:cloudformation:us-east-1:123456789012:stack/BidiStream/0a1b2c3d"
 
 

@@ -137,6 +137,16 @@ def test_a_package_canary_transcribes_and_pages_without_rollback() -> None:
     assert alarm["AlarmActions"]
 
 
+def test_a_speak_canary_runs_the_speak_check_on_v1_speak() -> None:
+    variables = canary_function(template_of({"smoke_mode": "speak"}))["Environment"]["Variables"]
+    assert (variables["SMOKE_MODE"], variables["INVOCATION_PATH"], variables["QUERY_STRING"]) == (
+        "speak",
+        "v1/speak",
+        "model=aura-2-thalia-en&encoding=linear16&sample_rate=24000",
+    )
+    assert "speak" in smoke.MODES  # the bundled check has the mode the function names
+
+
 def test_operators_facts_in_the_readme_follow_the_defaults() -> None:
     # Blue/green keeps the old fleet while the new one comes up: twice the largest fleet, which with
     # scaling on is scaling_max_instances.

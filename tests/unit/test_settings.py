@@ -14,9 +14,14 @@ import pytest
 from stacks.instance_types import INFERENCE_AMI_ACCELERATORS, has_gpu, has_local_nvme
 from stacks.settings import (
     DEFAULT_INSTANCE_TYPE,
+    MARKETPLACE_QUERY_STRING,
     RENAMED_SETTINGS,
     SETTING_DOCS,
     SETTING_GROUPS,
+    SMOKE_MODES,
+    SPEAK_INVOCATION_PATH,
+    SPEAK_QUERY_STRING,
+    SPEECH_INVOCATION_PATH,
     Settings,
     SettingsError,
     setting_defaults,
@@ -107,6 +112,37 @@ def test_our_speech_model_can_be_smoke_tested_by_transcription() -> None:
     settings = Settings.from_context({"smoke_mode": "transcribe"})
     assert settings.resolved_smoke_invocation_path == "v1/listen"
     assert settings.resolved_smoke_query_string is None
+
+
+def test_our_speak_model_can_be_smoke_tested_by_speaking() -> None:
+    settings = Settings.from_context({"smoke_mode": "speak"})
+    assert settings.resolved_smoke_mode == "speak"
+    assert settings.resolved_smoke_invocation_path == "v1/speak"
+    assert settings.resolved_smoke_query_string == (
+        "model=aura-2-thalia-en&encoding=linear16&sample_rate=24000"
+    )
+    # A Deepgram Aura package speaks the same protocol: the speak query, not Nova-3's.
+    package = Settings.from_context({"smoke_mode": "speak", "model_package_arn": PACKAGE_ARN})
+    assert package.resolved_smoke_query_string == settings.resolved_smoke_query_string
+    chosen = Settings.from_context(
+        {"smoke_mode": "speak", "smoke_invocation_path": "tts", "smoke_query_string": "encoding=mulaw"}
+    )
+    assert (chosen.resolved_smoke_invocation_path, chosen.resolved_smoke_query_string) == (
+        "tts",
+        "encoding=mulaw",
+    )
+
+
+def test_smoke_modes_and_speak_defaults_are_the_smoke_checks() -> None:
+    # stacks does not import the check (it needs the SDK); the two lists must still be one.
+    from bidistream import smoke
+
+    assert SMOKE_MODES == smoke.MODES
+    assert (SPEAK_INVOCATION_PATH, SPEAK_QUERY_STRING) == (smoke.SPEAK_PATH, smoke.SPEAK_QUERY)
+    assert (SPEECH_INVOCATION_PATH, MARKETPLACE_QUERY_STRING) == (
+        smoke.TRANSCRIBE_PATH,
+        smoke.TRANSCRIBE_QUERY,
+    )
 
 
 @pytest.mark.parametrize(
@@ -210,9 +246,11 @@ def test_bad_boolean_is_refused() -> None:
     )
 
 
-def test_bad_smoke_mode_is_refused() -> None:
-    message = refused({"smoke_mode": "ping"})
-    assert "setting 'smoke_mode' = 'ping'" in message and "'echo' or 'transcribe'" in message
+@pytest.mark.parametrize("mode", ["ping", "Speak", "tts"])
+def test_bad_smoke_mode_is_refused_naming_the_modes(mode: str) -> None:
+    message = refused({"smoke_mode": mode})
+    assert f"setting 'smoke_mode' = '{mode}'" in message
+    assert "one of 'echo', 'transcribe', 'speak'" in message
 
 
 def test_out_of_range_timeout_is_refused() -> None:

@@ -97,6 +97,12 @@ def test_model_package_smoke_test_transcribes_on_v1_listen_with_nova_3() -> None
     assert variables["QUERY_STRING"] == "model=nova-3&encoding=linear16&sample_rate=16000"
 
 
+def test_speak_smoke_test_speaks_on_v1_speak_with_an_aura_voice() -> None:
+    variables = smoke_function(template_of({"smoke_mode": "speak"}))["Environment"]["Variables"]
+    assert (variables["SMOKE_MODE"], variables["INVOCATION_PATH"]) == ("speak", "v1/speak")
+    assert variables["QUERY_STRING"] == "model=aura-2-thalia-en&encoding=linear16&sample_rate=24000"
+
+
 def test_budget_sets_the_lambda_and_trigger_timeout() -> None:
     template = template_of({"smoke_budget_seconds": "300"})
     assert smoke_function(template)["Timeout"] == 420
