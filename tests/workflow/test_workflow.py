@@ -228,12 +228,22 @@ def credentialed_pr_code(workflow: dict[str, Any]) -> list[str]:
     for name, job in workflow["jobs"].items():
         if job.get("permissions", {}).get("id-token") != "write":
             continue
+        downloads = [
+            step.get("with", {}).get("path", "")
+            for step in job.get("steps", [])
+            if "actions/download-artifact@" in step.get("uses", "")
+        ]
         for step in job.get("steps", []):
             uses, run = step.get("uses", ""), step.get("run", "")
             if "actions/checkout@" in uses and step.get("with", {}).get("ref") != BASE_REF:
                 problems.append(f"{name}: checks out the pull request ({step.get('name')})")
             if "actions/setup-python@" in uses:
                 problems.append(f"{name}: sets up Python for pull-request code")
+            if "actions/setup-" in uses and "cache" in step.get("with", {}):
+                problems.append(f"{name}: restores a cache the pull request's jobs can write")
+            # The artifact is data for `cdk diff --app <dir>`; nothing in it may be run or sourced.
+            if any(re.search(rf"(^|[\s=\"'])(\./)?{re.escape(path)}/", run) for path in downloads if path):
+                problems.append(f"{name}: runs or reads a file from the pull request's artifact")
             if re.search(r"(^|\s)make\s", run):
                 problems.append(f"{name}: runs make (the pull request's app.py)")
             if "npm ci" in run and "--ignore-scripts" not in run:
@@ -282,6 +292,16 @@ def test_the_credentialed_job_runs_only_the_base_branchs_cli_on_the_pr_assembly(
             "node_modules/.bin/cdk diff --app pr-assembly --no-color --method=template",
             'make diff ARGS="--no-color --method=template"',
             "runs make",
+        ),
+        (
+            "python3 .github/scripts/endpoint_gate.py account-diff.txt",
+            "python3 pr-assembly/endpoint_gate.py account-diff.txt",
+            "from the pull request's artifact",
+        ),
+        (
+            "${{ env.NODE_VERSION }}\n      - name: Install the CDK CLI",
+            "${{ env.NODE_VERSION }}\n          cache: npm\n      - name: Install the CDK CLI",
+            "restores a cache",
         ),
     ],
 )
