@@ -1,7 +1,7 @@
 """Time the smoke check, the work each streaming-canary run does, against a local endpoint.
 
 Starts the model container's server and the local endpoint (as the e2e tests do) on loopback, runs
-``bidistream.smoke.run_smoke`` in echo and in transcribe mode a few times each, and prints the median
+``bidistream.smoke.run_smoke`` in echo, transcribe and speak mode a few times each, and prints the median
 and maximum check time. A Lambda adds its own start-up (importing the SDK and awscrt) on a cold start;
 these figures back the canary's cost estimate in the README.
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bidistream.smoke import run_smoke
 from tests.support.processes import free_port, model_server, start_process, wait_until
 
-MODES = (("echo", None), ("transcribe", "encoding=linear16&sample_rate=16000"))
+MODES = (("echo", None), ("transcribe", "encoding=linear16&sample_rate=16000"), ("speak", None))
 
 
 def main() -> int:

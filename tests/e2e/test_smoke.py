@@ -164,6 +164,16 @@ def test_speak_smoke_fails_when_the_audio_is_outside_the_plausible_length(
     assert failed.value.report.attempts == 1
 
 
+def test_the_readme_states_the_speak_checks_bounds() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = " ".join(readme.split())
+    shortest, longest = speech_bounds(SPEAK_SENTENCE)
+    slowest, fastest = smoke_module.SPEAKING_RATE_WPM
+    assert f"one {len(SPEAK_SENTENCE.split())}-word sentence" in readme
+    assert f"{slowest}-{fastest} words a minute plus {smoke_module.SPEECH_PAUSE_SECONDS:g} s" in readme
+    assert f"{shortest:.1f}-{longest:.1f} s" in readme
+
+
 def test_speak_smoke_fails_against_a_model_that_only_echoes(peer_endpoint: RunningProcess) -> None:
     # An echo at the speak path answers our own Speak message: no audio, no Metadata, no Flushed.
     expected = (
