@@ -11,8 +11,8 @@ shell as ``bidistream smoke``. Modes:
 * ``speak``: send one sentence as ``Speak`` + ``Flush`` (Deepgram's streaming text to speech); a
   ``Metadata`` message and binary audio must arrive before ``Flushed``, and the audio, measured in the
   encoding and rate the query asks for, must last as long as the sentence takes to say (see
-  ``speech_bounds``). Then ``Close``: the stream must end without more audio. Works for the
-  container's own ``v1/speak`` model and for Deepgram's Aura.
+  ``speech_bounds``). Then ``Close``: the stream must end without more audio. Tested against the
+  container's own ``v1/speak`` model; written to Deepgram's streaming TTS messages, so Aura fits too.
 
 Transient failures (503, 500, ``InternalStreamFailure``, a refused or reset connection) are retried
 with backoff within the budget: right after an endpoint turns InService the router may still refuse
