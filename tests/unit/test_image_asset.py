@@ -17,6 +17,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 
 from stacks.endpoint_stack import CONTAINER_DIR
 from stacks.settings import Settings, SettingsError
+from tests.container.test_dockerfile import DOCKERFILE, final_stage_instructions
 from tests.unit.conftest import PACKAGE_ARN, build_stack
 
 
@@ -122,3 +123,30 @@ def test_pinned_cli_passes_the_outputs_to_docker_build_without_attestations() ->
         "no default provenance attestation",
         "the asset's dockerOutputs passed to the build",
     ]
+
+
+def unreadable_context_copies(dockerfile: str, context: Path = CONTAINER_DIR) -> list[str]:
+    """Final-stage COPY/ADD lines from the build context whose files the non-root user may not read.
+
+    The context keeps the checkout's modes (a umask of 027 leaves "others" nothing), and the image runs as
+    a uid that owns none of them, so each such copy must set modes that let everyone read (and enter).
+    """
+    problems = []
+    for keyword, arguments in final_stage_instructions(dockerfile):
+        if keyword not in {"COPY", "ADD"} or "--from=" in arguments:
+            continue
+        chmod = re.search(r"--chmod=([0-7]{3,4})(?:\s|$)", arguments)
+        mode = 0 if chmod is None else int(chmod[1], 8)
+        sources = [word for word in arguments.split()[:-1] if not word.startswith("--")]
+        needed = 0o005 if any((context / source).is_dir() for source in sources) else 0o004
+        if mode & needed != needed:
+            problems.append(f"{keyword} {arguments}")
+    return problems
+
+
+def test_the_non_root_user_can_read_what_the_image_copies_from_the_context() -> None:
+    assert unreadable_context_copies(DOCKERFILE.read_text(encoding="utf-8")) == []
+    # The twins: the copy as it was (the checkout's modes), and a directory others cannot enter.
+    for copy in ("COPY model_server ./model_server", "COPY --chmod=0644 model_server ./model_server"):
+        assert unreadable_context_copies(f"FROM x\n{copy}\n") == [copy]
+    assert unreadable_context_copies("FROM x\nCOPY --chmod=0644 requirements.txt ./\n") == []
