@@ -21,14 +21,17 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
-import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Template
 
-from stacks.endpoint_stack import CONTAINER_DIR, EndpointStack
-from stacks.settings import Settings
+# aws_cdk is imported where it is used: importing it starts jsii's node process, which the pytest-xdist
+# controller (it loads this file but runs no test) does not need.
+if TYPE_CHECKING:
+    from aws_cdk import App
+    from aws_cdk.assertions import Template
+
+    from stacks.endpoint_stack import EndpointStack
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -36,15 +39,42 @@ NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
 PACKAGE_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/deepgram-nova-3-example/1"
 KMS_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
+# Workers for `pytest tests/unit` when no -n is given: one per core, at most this many (each starts
+# its own jsii node process and loads aws-cdk-lib, about 2 CPU seconds).
+MAX_WORKERS: Final = 4
+
 _TEMPLATES: dict[str, Template] = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """``pytest tests/unit`` runs on every core with pytest-xdist, a test file per worker.
+
+    Named test files, ``-n 0`` or ``--pdb`` run in one process. pytest calls this hook only when this
+    directory (or a file in it) is what it was asked to run, so the rest of the suite keeps running in
+    one process. A file goes to one worker, so its module fixtures and the worker's template cache
+    synthesize each template once.
+    """
+    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist"):
+        return  # an xdist worker, or xdist is not installed
+    if config.option.numprocesses is not None or config.option.usepdb or config.option.collectonly:
+        return  # -n given, or a debugger wants the tests in this process
+    workers = min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+    if workers < 2 or not any(Path(str(arg).split("::")[0]).is_dir() for arg in config.args):
+        return  # one core, or only test files named: starting workers would cost more than it saves
+    config.option.numprocesses = workers
+    if config.option.dist == "no":
+        config.option.dist = "loadfile"
 
 
 @pytest.fixture(scope="package", autouse=True)
 def _apps_skip_builtin_validation() -> Iterator[None]:
     """Every ``cdk.App`` made by these tests defaults to ``builtin_cloud_formation_validation=False``."""
+    import aws_cdk as cdk
+
     app_init = cdk.App.__init__
 
-    def init(self: cdk.App, **props: Any) -> None:
+    def init(self: App, **props: Any) -> None:
         props.setdefault("builtin_cloud_formation_validation", False)
         app_init(self, **props)
 
@@ -56,17 +86,25 @@ def _apps_skip_builtin_validation() -> Iterator[None]:
 def build_stack(
     context: Mapping[str, Any] | None = None,
     *,
-    container_directory: Path = CONTAINER_DIR,
+    container_directory: Path | None = None,
     app_context: Mapping[str, Any] | None = None,
 ) -> EndpointStack:
-    """The app's stack for these settings (given as CDK context, exactly as the CLI would pass them)."""
+    """The app's stack for these settings (given as CDK context, exactly as the CLI would pass them).
+
+    ``container_directory`` is the image's build context, the repository's ``container/`` by default.
+    """
+    import aws_cdk as cdk
+
+    from stacks.endpoint_stack import CONTAINER_DIR, EndpointStack
+    from stacks.settings import Settings
+
     settings = Settings.from_context(dict(context or {}))
     app = cdk.App(context={**NO_BUNDLING, **(app_context or {})})
     return EndpointStack(
         app,
         settings.stack_name,
         settings=settings,
-        container_directory=container_directory,
+        container_directory=container_directory or CONTAINER_DIR,
         env=cdk.Environment(account=ACCOUNT, region=REGION),
     )
 
@@ -87,6 +125,8 @@ def template_of(context: Mapping[str, Any] | None = None, **kwargs: Any) -> Temp
 
 def fresh_template_of(context: Mapping[str, Any] | None = None, **kwargs: Any) -> Template:
     """A new synthesis, never the cached one (for tests that compare two syntheses)."""
+    from aws_cdk.assertions import Template
+
     return Template.from_stack(build_stack(context, **kwargs))
 
 
