@@ -112,9 +112,9 @@ def test_mulaw_and_alaw_are_decoded_and_the_wrong_one_is_not_words(listen_server
     # quantisation word for word is used, so a wrong expansion table cannot pass.
     pcm = read_pcm(SPEECH / "s04.wav")
     mulaw, alaw = audioop.lin2ulaw(pcm, 2), audioop.lin2alaw(pcm, 2)
-    as_mulaw = transcribe(listen_url(listen_server, "encoding=mulaw"), mulaw, chunk_bytes=320)
-    as_alaw = transcribe(listen_url(listen_server, "encoding=alaw"), alaw, chunk_bytes=320)
-    wrong = transcribe(listen_url(listen_server, "encoding=mulaw"), alaw, chunk_bytes=320)
+    as_mulaw = transcribe(listen_url(listen_server, "encoding=mulaw"), mulaw, chunk_bytes=1600)
+    as_alaw = transcribe(listen_url(listen_server, "encoding=alaw"), alaw, chunk_bytes=1600)
+    wrong = transcribe(listen_url(listen_server, "encoding=mulaw"), alaw, chunk_bytes=1600)
     assert as_mulaw.final_text() == as_alaw.final_text() == "turn on the lights in the kitchen"
     assert wrong.final_text() != "turn on the lights in the kitchen"
     assert as_mulaw.messages[-1]["duration"] == pytest.approx(len(mulaw) / 16000, abs=0.001)
@@ -125,7 +125,7 @@ def test_telephone_mulaw_at_8_khz_is_resampled_and_decoded(listen_server: Runnin
     # back, but far less accurately (the telephony word error rates are measured with their own set).
     mulaw = audioop.lin2ulaw(resampled(read_pcm(SPEECH / "s04.wav"), 8000).tobytes(), 2)
     received = transcribe(
-        listen_url(listen_server, "encoding=mulaw&sample_rate=8000"), mulaw, chunk_bytes=160
+        listen_url(listen_server, "encoding=mulaw&sample_rate=8000"), mulaw, chunk_bytes=800
     )
     assert received.final_text()
     final_words = received.finals()[-1]["channel"]["alternatives"][0]["words"]

@@ -201,6 +201,8 @@ def test_malformed_control_messages_get_an_error_and_the_session_goes_on(
 
     errors, rest = asyncio.run(scenario())
     assert [error["type"] for error in errors] == ["Error"] * 3
+    assert [error["variant"] for error in errors] == ["SchemaError"] * 3
+    assert [error["message"] for error in errors] == ["CloseStream", "[]", '{"type": "Reconfigure"}']
     assert "not JSON" in str(errors[0]["description"])
     assert "unknown message type 'Reconfigure'" in str(errors[2]["description"])
     assert rest.final_text() == "the weather is nice today"

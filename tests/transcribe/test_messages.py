@@ -130,9 +130,15 @@ def test_metadata_names_the_model_by_a_stable_uuid() -> None:
 
 
 def test_error_message_shape() -> None:
-    assert json.loads(error_message("bad", variant="INVALID_MESSAGE")) == {
+    assert json.loads(error_message("bad", variant="DATA-0000")) == {
         "type": "Error",
         "description": "bad",
         "message": "bad",
-        "variant": "INVALID_MESSAGE",
+        "variant": "DATA-0000",
     }
+
+
+def test_a_schema_error_quotes_the_client_text_back_within_a_bound() -> None:
+    error = json.loads(error_message("not JSON", variant="SchemaError", message="x" * 5000))
+    assert error["variant"] == "SchemaError" and error["description"] == "not JSON"
+    assert error["message"] == "x" * 1024

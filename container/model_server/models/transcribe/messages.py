@@ -179,11 +179,20 @@ def metadata_message(
     return json.dumps(message)
 
 
-def error_message(description: str, *, variant: str) -> str:
-    """An ``Error`` message: the session goes on unless it is followed by a close."""
-    return json.dumps(
-        {"type": "Error", "description": description, "message": description, "variant": variant}
-    )
+#: Deepgram's ``Error.variant`` for a client text message it could not parse.
+SCHEMA_ERROR = "SchemaError"
+#: How much of an unparsable client message an ``Error`` quotes back.
+MAX_QUOTED_CHARS = 1024
+
+
+def error_message(description: str, *, variant: str, message: str | None = None) -> str:
+    """An ``Error`` message: the session goes on unless it is followed by a close.
+
+    ``message``: for a ``SchemaError``, the client's text that could not be parsed (as Deepgram sends
+    it); otherwise the description again.
+    """
+    quoted = description if message is None else message[:MAX_QUOTED_CHARS]
+    return json.dumps({"type": "Error", "description": description, "message": quoted, "variant": variant})
 
 
 def _word_json(token: Token) -> dict[str, object]:

@@ -22,6 +22,7 @@ from model_server.models.transcribe.convert import Converter
 from model_server.models.transcribe.decoder import DecoderPool
 from model_server.models.transcribe.formatting import Formatter
 from model_server.models.transcribe.messages import (
+    SCHEMA_ERROR,
     ConfigureFailureCode,
     Control,
     ControlMessageError,
@@ -106,7 +107,7 @@ class TranscribeSession(SessionHandler):
         try:
             control = parse_control(text)
         except ControlMessageError as error:
-            await self._session.send_text(error_message(str(error), variant="INVALID_MESSAGE"))
+            await self._session.send_text(error_message(str(error), variant=SCHEMA_ERROR, message=text))
             return
         if control.type is ControlType.KEEP_ALIVE:
             return
