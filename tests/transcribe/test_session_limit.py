@@ -63,3 +63,22 @@ def test_without_a_cap_of_its_own_the_model_takes_a_second_session() -> None:
             return codes
 
         assert asyncio.run(scenario()) == [1000, 1000]
+
+
+def test_a_multichannel_session_counts_one_decoder_per_channel() -> None:
+    """Three channels need three decoders: with a cap of two the session is closed with 1013 when its
+    audio starts, and its twin, two channels, is served."""
+    with model_server(env={"MODELS": "transcribe", "TRANSCRIBE_MAX_SESSIONS": "2"}) as server:
+
+        async def outcome(channels: int) -> tuple[int | None, str | None]:
+            query = f"channels={channels}&multichannel=true"
+            async with open_listen(listen_url(server, query)) as ws:
+                await ws.send(bytes(3200 * channels))  # 0.1 s of silence on every channel
+                await ws.send(json.dumps({"type": "CloseStream"}))
+                return await closed_with(ws)
+
+        assert asyncio.run(outcome(3)) == (
+            1013,
+            "3 channel(s) need 3 decoder(s); 0 of this model's 2 are in use (TRANSCRIBE_MAX_SESSIONS)",
+        )
+        assert asyncio.run(outcome(2))[0] == 1000

@@ -11,7 +11,9 @@ Settings (environment variables, checked when the model is created):
   ``max(4, TRANSCRIBE_WARM_DECODERS)`` idle ones (about 58 MB each) are kept.
 - ``TRANSCRIBE_MAX_SESSIONS`` (default 32): sessions this model serves at once; each holds a decoder
   of about 58 MB, so this caps the model's memory (32 x 58 MB, about 1.9 GB) well below what the
-  server's ``MAX_SESSIONS`` alone allows. More are closed with 1013 (try again later).
+  server's ``MAX_SESSIONS`` alone allows. More are closed with 1013 (try again later). It also caps
+  decoders: a ``multichannel=true`` session holds one per channel, and one that would take the model
+  past the cap is closed with 1013 when its audio starts.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from model_server.models.transcribe.decoder import DecoderPool
 from model_server.models.transcribe.formatting import Formatter
 from model_server.models.transcribe.messages import MODEL_ARCH, MODEL_NAME, ModelInfo
 from model_server.models.transcribe.params import ListenParams, parse_listen_query
-from model_server.models.transcribe.session import DecodingRuntime, TranscribeSession
+from model_server.models.transcribe.session import DecoderBudget, DecodingRuntime, TranscribeSession
 from model_server.settings import read_number
 
 DEFAULT_IDLE_TIMEOUT_SECONDS = 10.0  # Deepgram's: "no audio data or KeepAlive within a 10-second window"
@@ -64,7 +66,11 @@ class TranscribeModel(Model):
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transcribe-decode")
         model_info = ModelInfo(name=MODEL_NAME, version=version("pocketsphinx"), arch=MODEL_ARCH)
         self._runtime = DecodingRuntime(
-            pool=pool, executor=executor, model_info=model_info, formatter=Formatter()
+            pool=pool,
+            executor=executor,
+            model_info=model_info,
+            formatter=Formatter(),
+            budget=DecoderBudget(self.max_sessions),
         )
 
     def load(self) -> None:

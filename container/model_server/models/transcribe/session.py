@@ -44,6 +44,25 @@ DECODE_SLICE_SECONDS = 0.25
 DECODE_SLICE_BYTES = int(DECODE_SLICE_SECONDS * SAMPLE_RATE) * SAMPLE_WIDTH
 
 
+class DecoderBudget:
+    """Decoders every session together may hold (``TRANSCRIBE_MAX_SESSIONS``): a multichannel session
+    holds one per channel, so the server's count of sessions alone would not bound the memory.
+    Used on the event loop only."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, count: int) -> bool:
+        if self.held + count > self.limit:
+            return False
+        self.held += count
+        return True
+
+    def give_back(self, count: int) -> None:
+        self.held -= count
+
+
 @dataclass(frozen=True)
 class DecodingRuntime:
     """What every session of the model shares: the decoder pool, the thread that runs decoders, and
@@ -53,6 +72,7 @@ class DecodingRuntime:
     executor: Executor
     model_info: ModelInfo
     formatter: Formatter
+    budget: DecoderBudget
 
 
 @dataclass
@@ -140,6 +160,8 @@ class TranscribeSession(SessionHandler):
     async def on_end(self) -> None:
         self._closed = True
         channels, self._channels = self._channels, []
+        if self._converter is not None:
+            self._runtime.budget.give_back(self._converter.outputs)
 
         def release() -> None:
             for channel in channels:
@@ -190,8 +212,16 @@ class TranscribeSession(SessionHandler):
         """The converter and one recognizer per output channel, made when the first audio (or a
         Finalize) arrives, once a WAV header could have told the format."""
         if self._converter is None:
-            self._converter = Converter(self._input.format, multichannel=self._params.multichannel)
-            outputs = self._converter.outputs
+            converter = Converter(self._input.format, multichannel=self._params.multichannel)
+            outputs = converter.outputs
+            budget = self._runtime.budget
+            if not budget.take(outputs):
+                raise SessionError(
+                    CloseCode.TRY_AGAIN_LATER,
+                    f"{outputs} channel(s) need {outputs} decoder(s); {budget.held} of this model's "
+                    f"{budget.limit} are in use (TRANSCRIBE_MAX_SESSIONS)",
+                )
+            self._converter = converter
             decoders = [await self._run(self._runtime.pool.acquire) for _ in range(outputs)]
             self._channels = [
                 Channel(
