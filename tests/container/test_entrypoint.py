@@ -57,7 +57,7 @@ def test_bad_setting_stops_the_start_with_one_line_naming_it(name: str, value: s
 def test_unknown_model_name_stops_the_start() -> None:
     result = run_entry_point("serve", env={"MODELS": "echo,wisper"})
     assert result.returncode == 2
-    assert "unknown wisper; known models are echo, transcribe" in result.stderr
+    assert "unknown wisper; known models are echo, speak, transcribe" in result.stderr
 
 
 def test_good_settings_start_the_server() -> None:

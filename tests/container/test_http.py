@@ -76,7 +76,11 @@ def test_default_model_set_serves_echo_and_transcribe() -> None:
     env = {"MODELS": "", "EXTRA_ROUTES": "", "TRANSCRIBE_WARM_DECODERS": "0"}
     with model_server(env=env) as server:
         ready = next(line for line in log_lines(server) if line.get("event") == "ready")
-        assert ready["routes"] == {"/invocations-bidirectional-stream": "echo", "/v1/listen": "transcribe"}
+        assert ready["routes"] == {
+            "/invocations-bidirectional-stream": "echo",
+            "/v1/listen": "transcribe",
+            "/v1/speak": "speak",
+        }
         # The path reaches the speech model: it refuses what it does not know, with its own reason.
         status, body = asyncio.run(upgrade_refused(f"ws://127.0.0.1:{server.port}/v1/listen?colour=blue"))
         assert status == 400
