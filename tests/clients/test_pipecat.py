@@ -12,8 +12,9 @@ from tests.transcribe.wer import word_error_rate
 
 CLIP = REPO_ROOT / "tests" / "data" / "speech" / "s02.wav"
 REFERENCE = "the weather is nice today"
-#: One of five words may be wrong: this pins the service's transcripts to the clip, not the model's accuracy.
-MAX_WORD_ERROR_RATE = 0.2
+#: Two of five words may be wrong (it has come back word-perfect): this pins the service's transcripts
+#: to the clip, not the model's accuracy, which varies a little from run to run (see test_telephony).
+MAX_WORD_ERROR_RATE = 0.4
 #: What the service sends with every default (pipecat-ai 1.14.0, a 16 kHz pipeline).
 DEFAULT_QUERY = (
     "detect_entities=false&diarize=false&dictation=false&interim_results=true&numerals=false"
