@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -15,6 +16,7 @@ from model_server.models.transcribe.params import (
     parse_listen_query,
 )
 from model_server.query import parse_query
+from tests.support.processes import REPO_ROOT
 from tests.transcribe.conftest import deepgram_sdk
 
 #: What Deepgram's live documentation adds to the SDK's ``listen.v1.connect`` keywords.
@@ -166,3 +168,11 @@ def test_bad_parameter_is_refused_with_its_name(query: dict[str, str], reason: s
 def test_endpointing_false_leaves_utterance_ends_to_the_client() -> None:
     assert parse_listen_query({"endpointing": "false"}).endpointing_ms is None
     assert parse_listen_query({"endpointing": "true"}).endpointing_ms == DEFAULT_ENDPOINTING_MS
+
+
+def test_the_readme_table_says_what_happens_to_every_parameter() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = re.split(r"\n##+ ", readme.split("### Live speech to text (`v1/listen`)")[1])[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`([a-z_]+)`", row.split(" | ")[0])}
+    assert documented == set(PARAMETERS)
