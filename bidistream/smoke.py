@@ -32,6 +32,7 @@ import asyncio
 import json
 import os
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -572,11 +573,26 @@ def canary_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """The scheduled streaming canary: the same check, its outcome published as metrics, never raising.
 
     A failure is a data point of ``StreamFailure`` (its alarm pages, and rolls back an update while it
-    bakes); raising would only add a Lambda retry of a scheduled run.
+    bakes). Any exception counts as a failure too, with its traceback in the line: a run that raised
+    before publishing would leave the failure alarm OK (missing data is not breaching there). A run
+    that cannot even start or publish is what the canary's stopped alarm catches.
     """
+    started = time.monotonic()
+    extra: dict[str, Any] = {}
     try:
         report = _smoke_from_environment()
     except SmokeTestFailed as failure:
         report = failure.report
-    _log(canary_metrics(report, int(time.time() * 1000)))
+    except Exception as error:  # the canary's own setup failed: still a run that proved nothing
+        report = SmokeReport(
+            False,
+            os.environ.get("SMOKE_MODE", "echo"),
+            os.environ.get("ENDPOINT_NAME", ""),
+            time.monotonic() - started,
+            0,
+            0,
+            f"the canary could not run the check: {type(error).__name__}: {error}",
+        )
+        extra["traceback"] = traceback.format_exc()
+    _log({**canary_metrics(report, int(time.time() * 1000)), **extra})
     return asdict(report)

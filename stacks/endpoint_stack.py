@@ -18,11 +18,11 @@ from stacks.monitoring import Monitoring
 from stacks.scaling import EndpointScaling
 from stacks.settings import Settings
 from stacks.smoke_test.canary import StreamingCanary
+from stacks.smoke_test.check import SmokeCheckTarget
 from stacks.smoke_test.infrastructure import SmokeTest
 
 CONTAINER_DIR: Final = Path(__file__).resolve().parents[1] / "container"
 # Only what the endpoint's storage volume encryption needs; no kms:* and no other key.
-SAMPLE_CLIP: Final = "bidistream/data/speech-sample.wav"
 VOLUME_KEY_ACTIONS: Final = ("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey")
 
 
@@ -48,6 +48,7 @@ class EndpointStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         endpoint_name = settings.resolved_endpoint_name
+        smoke_target = SmokeCheckTarget.from_settings(settings)
 
         self.model = StreamingModel(
             self,
@@ -82,10 +83,7 @@ class EndpointStack(cdk.Stack):
             self.canary = StreamingCanary(
                 self,
                 "Canary",
-                endpoint_name=endpoint_name,
-                mode=settings.resolved_smoke_mode,
-                invocation_path=settings.resolved_smoke_invocation_path,
-                query_string=settings.resolved_smoke_query_string,
+                target=smoke_target,
                 budget_seconds=settings.smoke_budget_seconds,
                 rate_minutes=settings.canary_rate_minutes,
             )
@@ -107,11 +105,13 @@ class EndpointStack(cdk.Stack):
                 if settings.uses_model_package
                 else self.endpoint.endpoint_config.attr_endpoint_config_name
             ),
-            extra_alarms=[] if self.canary is None else [self.canary.alarm],
+            extra_alarms=[] if self.canary is None else [self.canary.alarm, self.canary.stopped_alarm],
         )
         rollback_alarm_names = self.monitoring.rollback_alarm_names
         if self.canary is not None:
             self.monitoring.page_on(self.canary.alarm)
+            # Pages only: see StreamingCanary for why a silent canary must not roll an update back.
+            self.monitoring.page_on(self.canary.stopped_alarm)
             rollback_alarm_names += (self.canary.alarm_name,)
         # SageMaker applies no deployment guardrails to Marketplace containers (deployment-guardrails
         # "Exclusions"): a package's endpoint gets no deployment config, which is that same fallback.
@@ -164,10 +164,7 @@ class EndpointStack(cdk.Stack):
             self.smoke_test = SmokeTest(
                 self,
                 "SmokeTest",
-                endpoint_name=endpoint_name,
-                mode=settings.resolved_smoke_mode,
-                invocation_path=settings.resolved_smoke_invocation_path,
-                query_string=settings.resolved_smoke_query_string,
+                target=smoke_target,
                 budget_seconds=settings.smoke_budget_seconds,
                 deployment_fingerprint=self._deployment_fingerprint(settings),
                 endpoint_config_name=self.endpoint.endpoint_config.attr_endpoint_config_name,
@@ -176,7 +173,7 @@ class EndpointStack(cdk.Stack):
             self._grant_streaming(self.smoke_test.role, self.smoke_test.function)
             self.endpoint.grant_describe(self.smoke_test.function)
 
-        self._add_outputs(settings)
+        self._add_outputs(smoke_target)
 
     def _grant_streaming(self, role: iam.Role, function: iam.IGrantable) -> None:
         """Let ``function`` stream to this endpoint only."""
@@ -203,26 +200,17 @@ class EndpointStack(cdk.Stack):
         }
         return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
-    def _add_outputs(self, settings: Settings) -> None:
+    def _add_outputs(self, smoke_target: SmokeCheckTarget) -> None:
         endpoint_name = self.endpoint.endpoint_name
         cdk.CfnOutput(self, "EndpointName", value=endpoint_name, description="SageMaker endpoint name")
         cdk.CfnOutput(
             self, "EndpointArn", value=self.endpoint.endpoint_arn, description="SageMaker endpoint ARN"
         )
         cdk.CfnOutput(self, "Region", value=self.region, description="Region of the endpoint")
-        # The same path and query the smoke test uses; audio for a speech model, a line of text for echo.
-        command = ["bidistream", "invoke", endpoint_name, "--region", self.region]
-        if settings.resolved_smoke_invocation_path is not None:
-            command += ["--path", settings.resolved_smoke_invocation_path]
-        if settings.resolved_smoke_query_string is not None:
-            command += ["--query", f"'{settings.resolved_smoke_query_string}'"]
-        if settings.resolved_smoke_mode == "transcribe":
-            command += ["--audio", SAMPLE_CLIP]
-        else:
-            command += ["--text", "hello"]
+        # The same path and query the smoke test uses, with input that mode's model answers.
         cdk.CfnOutput(
             self,
             "InvokeCommand",
-            value=cdk.Fn.join(" ", command),
+            value=cdk.Fn.join(" ", smoke_target.invoke_command(self.region)),
             description="Stream to the endpoint with the bidistream CLI (pip install -e . first)",
         )

@@ -28,20 +28,16 @@ from typing import Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import triggers
 from constructs import Construct
 
-from stacks.settings import SmokeMode
-from stacks.smoke_test import bundle
+from stacks.smoke_test.check import SmokeCheckTarget, smoke_lambda
 
 # Beyond the check's own budget: cold start, importing the SDK and CRT, reporting.
 LAMBDA_TIMEOUT_MARGIN_SECONDS: Final = 60
 # DescribeEndpoint and DescribeStacks, each at most 2 attempts x (5 s connect + 10 s read); equal to
 # bidistream.smoke.CONTROL_PLANE_SECONDS (a unit test keeps them equal).
 CONTROL_PLANE_SECONDS: Final = 60
-LAMBDA_MEMORY_MB: Final = 512
-LOG_RETENTION: Final = logs.RetentionDays.ONE_MONTH
 
 
 def lambda_timeout_seconds(budget_seconds: int) -> int:
@@ -53,7 +49,8 @@ class SmokeTest(Construct):
     """Runs ``bidistream.smoke`` against the endpoint once it exists, and again when it changes.
 
     Exposes ``function`` (the trigger's Lambda; grant it invoke rights in the stack), ``role``,
-    ``log_group`` and ``trigger``.
+    ``log_group`` (retained: after a failed first deployment rolls back, the failure report is there)
+    and ``trigger``.
     """
 
     def __init__(
@@ -61,10 +58,7 @@ class SmokeTest(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        endpoint_name: str,
-        mode: SmokeMode,
-        invocation_path: str | None,
-        query_string: str | None,
+        target: SmokeCheckTarget,
         budget_seconds: int,
         deployment_fingerprint: str,
         endpoint_config_name: str,
@@ -72,50 +66,32 @@ class SmokeTest(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
-        # Retained: after a failed first deployment rolls back, this is where the failure report is.
-        self.log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION)
-        # Our own role, not the default one with the AWSLambdaBasicExecutionRole managed policy.
-        self.role = iam.Role(
+        parts = smoke_lambda(
             self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Runs the post-deploy smoke test of SageMaker endpoint {endpoint_name}",
-        )
-        self.log_group.grant_write(self.role)
-        # Is this stack rolling back? Its own status only: the stack ID is its ARN.
-        self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="DescribeThisStack", actions=["cloudformation:DescribeStacks"], resources=[stack.stack_id]
-            )
-        )
-
-        environment = {
-            "ENDPOINT_NAME": endpoint_name,
-            "SMOKE_MODE": mode,
-            "SMOKE_BUDGET_SECONDS": str(budget_seconds),
-            "DEPLOYMENT_FINGERPRINT": deployment_fingerprint,
-            "EXPECTED_ENDPOINT_CONFIG": endpoint_config_name,
-            "STACK_ARN": stack.stack_id,
-        }
-        if invocation_path is not None:
-            environment["INVOCATION_PATH"] = invocation_path
-        if query_string is not None:
-            environment["QUERY_STRING"] = query_string
-
-        self.function = triggers.TriggerFunction(
-            self,
-            "Function",
-            description=f"Post-deploy smoke test: streams to {endpoint_name} and checks the answers",
-            runtime=bundle.LAMBDA_RUNTIME,
-            architecture=bundle.LAMBDA_ARCHITECTURE,
+            target=target,
+            purpose="post-deploy smoke test",
+            description=f"Post-deploy smoke test: streams to {target.endpoint_name} and checks the answers",
             handler="handler.lambda_handler",
-            code=bundle.lambda_code(),
-            environment=environment,
-            memory_size=LAMBDA_MEMORY_MB,
-            timeout=cdk.Duration.seconds(lambda_timeout_seconds(budget_seconds)),
-            role=self.role,
-            log_group=self.log_group,
+            budget_seconds=budget_seconds,
+            timeout_seconds=lambda_timeout_seconds(budget_seconds),
+            function_class=triggers.TriggerFunction,
+            extra_environment={
+                "DEPLOYMENT_FINGERPRINT": deployment_fingerprint,
+                "EXPECTED_ENDPOINT_CONFIG": endpoint_config_name,
+                "STACK_ARN": stack.stack_id,
+            },
+            # Is this stack rolling back? Its own status only: the stack ID is its ARN.
+            extra_statements=(
+                iam.PolicyStatement(
+                    sid="DescribeThisStack",
+                    actions=["cloudformation:DescribeStacks"],
+                    resources=[stack.stack_id],
+                ),
+            ),
             execute_after=list(execute_after),
             execute_on_handler_change=True,
         )
+        self.function = parts.function
+        self.role = parts.role
+        self.log_group = parts.log_group
         self.trigger = self.function.trigger

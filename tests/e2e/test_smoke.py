@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import re
+import shlex
 import sys
 import threading
 import types
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from bidistream import smoke as smoke_module
+from bidistream.audio import read_wav
 from bidistream.errors import ExitCode
 from bidistream.smoke import (
     CANARY_NAMESPACE,
@@ -496,6 +498,54 @@ def test_canary_publishes_success_and_failure_as_embedded_metrics(
         )
         assert isinstance(line["_aws"]["Timestamp"], int)
     assert "got BINARY" in failed["summary"]
+
+
+def test_canary_records_a_failure_when_the_check_cannot_even_start(
+    container_endpoint: RunningProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Anything but SmokeTestFailed used to escape the handler: no data point, and the alarm stayed OK.
+    point_handler_at(container_endpoint, monkeypatch)
+    monkeypatch.setenv("SMOKE_BUDGET_SECONDS", "soon")
+    assert canary_handler({}, None)["ok"] is False
+    failed = json.loads(capsys.readouterr().out.strip())
+
+    # The twin: the same environment with a budget the check can read passes, with no traceback.
+    monkeypatch.setenv("SMOKE_BUDGET_SECONDS", "20")
+    assert canary_handler({}, None)["ok"] is True
+    passed = json.loads(capsys.readouterr().out.strip())
+
+    assert (failed["EndpointName"], failed["StreamSuccess"], failed["StreamFailure"]) == (ENDPOINT_NAME, 0, 1)
+    assert "ValueError" in failed["summary"] and "'soon'" in failed["summary"]
+    assert "Traceback (most recent call last)" in failed["traceback"]
+    assert (passed["StreamSuccess"], passed["StreamFailure"]) == (1, 0) and "traceback" not in passed
+
+
+@pytest.mark.parametrize("mode", smoke_module.MODES)
+def test_the_stacks_invoke_command_streams_in_every_smoke_mode(
+    mode: str, container_endpoint: RunningProcess, credentials: dict[str, str], tmp_path: Path
+) -> None:
+    from stacks.settings import Settings
+    from stacks.smoke_test.check import SmokeCheckTarget
+
+    settings = Settings.from_context({"smoke_mode": mode, "endpoint_name": ENDPOINT_NAME})
+    # The output's words, as a shell splits them (the query is quoted for its '&').
+    argv = shlex.split(" ".join(SmokeCheckTarget.from_settings(settings).invoke_command(REGION)))
+    assert argv[:3] == ["bidistream", "invoke", ENDPOINT_NAME]
+    if "--output" in argv:  # written under tmp_path, not into the checkout
+        at = argv.index("--output") + 1
+        argv[at] = str(tmp_path / argv[at])
+    result = run_cli(*argv[1:], *endpoint_args(container_endpoint)[1:], env=credentials)
+
+    assert result.returncode == ExitCode.OK, result.stderr
+    if mode == "echo":
+        assert result.stdout.strip() == "hello"
+    elif mode == "transcribe":
+        assert result.stdout.strip(), "no transcript printed"
+    else:
+        written = tmp_path / "speech.wav"
+        assert f"wrote {written}" in result.stderr
+        spoken = read_wav(written)
+        assert (spoken.sample_rate, 0.2 < spoken.seconds < 5.0) == (24_000, True), spoken.seconds
 
 
 def test_smoke_command_passes_and_fails_from_a_shell(

@@ -11,7 +11,7 @@ from aws_cdk.assertions import Template
 from bidistream import smoke
 from stacks.smoke_test import canary
 from tests.unit.conftest import PACKAGE_ARN, as_list, only_resource, role_statements, template_of
-from tests.unit.operations_support import alarm_by_name
+from tests.unit.operations_support import alarm_by_name, alarm_names
 
 ALARM = "bidistream-streaming-canary"
 
@@ -35,13 +35,14 @@ def test_canary_runs_the_shared_check_every_minute_by_default(default: Template)
     function = canary_function(default)
     assert function["Handler"] == "handler.canary_handler"
     assert function["Runtime"] == "python3.14"
-    # The budget (60 s, retries included) plus the start-up margin: a run always publishes its outcome.
-    assert function["Timeout"] == 120
+    # The run must end before the next is due (60 s): a 40 s budget, retries included, plus the 20 s
+    # margin, so a run always publishes its outcome and never overlaps the next.
+    assert function["Timeout"] == 60
     variables = function["Environment"]["Variables"]
     assert (variables["ENDPOINT_NAME"], variables["SMOKE_MODE"], variables["SMOKE_BUDGET_SECONDS"]) == (
         "bidistream",
         "echo",
-        "60",
+        "40",
     )
     _, rule = only_resource(default, "AWS::Events::Rule")
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
@@ -73,6 +74,87 @@ def test_canary_alarm_is_an_auto_rollback_alarm_that_pages(default: Template) ->
     assert alarm_id in endpoint["DependsOn"]  # exists before the endpoint names it
     _, rule = only_resource(default, "AWS::Events::Rule")
     assert endpoint_id in rule["DependsOn"]  # the schedule starts once the endpoint exists
+
+
+STOPPED_ALARM = "bidistream-streaming-canary-stopped"
+
+
+def test_a_canary_that_stops_reporting_pages(default: Template) -> None:
+    # A run that never starts, is throttled or killed publishes nothing; the failure alarm treats that
+    # as not breaching, so this alarm counts runs and treats no runs at all as breaching.
+    _, alarm = alarm_by_name(default, STOPPED_ALARM)
+    assert alarm["TreatMissingData"] == "breaching"
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "LessThanThreshold")
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (5, 5)  # 5 silent minutes
+    queries = {query["Id"]: query for query in alarm["Metrics"]}
+    (runs,) = [query for query in queries.values() if query.get("ReturnData", True)]
+    assert runs["Expression"] == "success + failure"
+    for query_id, metric_name in (("success", "StreamSuccess"), ("failure", "StreamFailure")):
+        stat = queries[query_id]["MetricStat"]
+        assert (stat["Metric"]["Namespace"], stat["Metric"]["MetricName"], stat["Stat"]) == (
+            "BidiStream/Canary",
+            metric_name,
+            "Sum",
+        )
+        assert stat["Metric"]["Dimensions"] == [{"Name": "EndpointName", "Value": "bidistream"}]
+        assert stat["Period"] == 60
+    topic_id, _ = only_resource(default, "AWS::SNS::Topic")
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}] and alarm["OKActions"] == [{"Ref": topic_id}]
+
+
+def test_a_stopped_canary_does_not_roll_an_update_back(default: Template) -> None:
+    # A canary created or changed by the same update has no data yet: rolling back on that would undo
+    # healthy updates. Only failed streams roll back.
+    _, endpoint = only_resource(default, "AWS::SageMaker::Endpoint")
+    rollback = endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    assert {"AlarmName": STOPPED_ALARM} not in rollback
+    assert {"AlarmName": ALARM} in rollback
+    _, failures = alarm_by_name(default, ALARM)
+    assert failures["TreatMissingData"] == "notBreaching"
+
+
+def test_a_slower_canary_pages_after_three_silent_runs() -> None:
+    _, alarm = alarm_by_name(template_of({"canary_rate_minutes": "5"}), STOPPED_ALARM)
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3, 3)
+    assert {query["MetricStat"]["Period"] for query in alarm["Metrics"] if "MetricStat" in query} == {300}
+
+
+def run_ends_before_the_next_is_due(template: Template) -> bool:
+    """A run's timeout fits the schedule's interval, and a delayed event is dropped after a minute."""
+    function = canary_function(template)
+    _, rule = only_resource(template, "AWS::Events::Rule")
+    amount, unit = rule["Properties"]["ScheduleExpression"].removeprefix("rate(").rstrip(")").split()
+    interval = int(amount) * 60 if unit.startswith("minute") else int(amount) * 3600
+    _, invoke_config = only_resource(template, "AWS::Lambda::EventInvokeConfig")
+    (target,) = rule["Properties"]["Targets"]
+    return (
+        function["Timeout"] <= interval
+        and invoke_config["Properties"]["MaximumEventAgeInSeconds"] == 60
+        and invoke_config["Properties"]["MaximumRetryAttempts"] == 0
+        and target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 0}
+    )
+
+
+@pytest.mark.parametrize(
+    ("budget", "rate", "canary_budget"), [("60", "1", 40), ("600", "1", 40), ("600", "5", 280), ("5", "1", 5)]
+)
+def test_canary_runs_never_pile_up(budget: str, rate: str, canary_budget: int) -> None:
+    template = template_of({"smoke_budget_seconds": budget, "canary_rate_minutes": rate})
+    assert run_ends_before_the_next_is_due(template)
+    variables = canary_function(template)["Environment"]["Variables"]
+    assert variables["SMOKE_BUDGET_SECONDS"] == str(canary_budget)
+    assert canary_function(template)["Timeout"] == canary_budget + canary.RUN_MARGIN_SECONDS
+
+
+def test_the_pile_up_check_catches_a_run_longer_than_the_interval(default: Template) -> None:
+    # The twin: today's 660 s timeout against a 1-minute schedule, in an otherwise fixed template.
+    from aws_cdk.assertions import Template as FromJson
+
+    resources = default.to_json()
+    function_id = next(name for name in resources["Resources"] if name.startswith("CanaryFunction"))
+    resources["Resources"][function_id]["Properties"]["Timeout"] = 660
+    assert run_ends_before_the_next_is_due(default)
+    assert not run_ends_before_the_next_is_due(FromJson.from_json(resources))
 
 
 def test_the_alarm_watches_what_the_handler_publishes() -> None:
@@ -119,6 +201,8 @@ def test_rate_setting_sets_the_schedule_and_the_alarm_period() -> None:
 def test_canary_can_be_switched_off_and_leaves_the_rollback_set() -> None:
     template = template_of({"canary": "false"})
     template.resource_count_is("AWS::Events::Rule", 0)
+    template.resource_count_is("AWS::Lambda::EventInvokeConfig", 0)
+    assert not {ALARM, STOPPED_ALARM} & alarm_names(template)
     assert not [
         name for name in template.find_resources("AWS::Lambda::Function") if name.startswith("Canary")
     ]

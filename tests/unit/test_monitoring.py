@@ -31,6 +31,8 @@ ALARM_SUFFIXES_ON_A_GPU = {
 NEW_FLEET_ALARMS = [f"{ENDPOINT}-new-fleet-5xx-error-rate", f"{ENDPOINT}-new-fleet-model-latency"]
 CANARY_ALARM = f"{ENDPOINT}-streaming-canary"
 ROLLBACK_ALARMS = [*NEW_FLEET_ALARMS, CANARY_ALARM]
+# Pages when the canary stops reporting; not a rollback alarm (test_canary.py says why).
+CANARY_STOPPED_ALARM = f"{ENDPOINT}-streaming-canary-stopped"
 # Context key -> (value given as the CLI would, alarm it must reach, threshold expected in the template).
 # ml.g6.2xlarge has 8 vCPUs and 1 GPU; latencies are set in ms and alarm in µs.
 THRESHOLD_KEYS: dict[str, tuple[str, str, float]] = {
@@ -84,7 +86,7 @@ def rolling_without_scaling() -> Template:
 def test_every_alarm_and_the_composite_on_a_gpu_instance(default: Template) -> None:
     assert alarm_names(default) == {f"{ENDPOINT}-{suffix}" for suffix in ALARM_SUFFIXES_ON_A_GPU} | set(
         ROLLBACK_ALARMS
-    )
+    ) | {CANARY_STOPPED_ALARM}
     _, composite = only_resource(default, "AWS::CloudWatch::CompositeAlarm")
     assert composite["Properties"]["AlarmName"] == f"{ENDPOINT}-unhealthy"
 
@@ -94,7 +96,7 @@ def test_no_gpu_alarms_on_a_cpu_instance() -> None:
     assert names == {
         f"{ENDPOINT}-{suffix}"
         for suffix in ALARM_SUFFIXES_ON_A_GPU - {"gpu-utilization", "gpu-memory-utilization"}
-    } | set(ROLLBACK_ALARMS)
+    } | set(ROLLBACK_ALARMS) | {CANARY_STOPPED_ALARM}
 
 
 def test_every_alarm_but_the_new_fleet_copies_pages_the_encrypted_topic(default: Template) -> None:
@@ -105,7 +107,7 @@ def test_every_alarm_but_the_new_fleet_copies_pages_the_encrypted_topic(default:
         **default.find_resources("AWS::CloudWatch::Alarm"),
         **default.find_resources("AWS::CloudWatch::CompositeAlarm"),
     }
-    assert len(alarms) == len(ALARM_SUFFIXES_ON_A_GPU) + len(ROLLBACK_ALARMS) + 1
+    assert len(alarms) == len(ALARM_SUFFIXES_ON_A_GPU) + len(ROLLBACK_ALARMS) + 2
     paging = 0
     for logical_id, alarm in alarms.items():
         if alarm["Properties"]["AlarmName"] in NEW_FLEET_ALARMS:
@@ -115,7 +117,7 @@ def test_every_alarm_but_the_new_fleet_copies_pages_the_encrypted_topic(default:
         paging += 1
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}], logical_id
         assert alarm["Properties"]["OKActions"] == [{"Ref": topic_id}], logical_id
-    assert paging == len(ALARM_SUFFIXES_ON_A_GPU) + 2  # and the canary and the composite
+    assert paging == len(ALARM_SUFFIXES_ON_A_GPU) + 3  # and the canary's two and the composite
 
 
 def test_rollback_alarms_watch_only_the_fleet_of_the_config_being_deployed(default: Template) -> None:

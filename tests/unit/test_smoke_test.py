@@ -256,3 +256,25 @@ def test_smoke_test_can_be_turned_off() -> None:
     template.resource_count_is("Custom::Trigger", 0)
     template.resource_count_is("AWS::Lambda::Function", 0)
     template.resource_count_is("AWS::SageMaker::Endpoint", 1)
+
+
+@pytest.mark.parametrize(
+    ("context", "command"),
+    [
+        ({}, "bidistream invoke bidistream --region eu-west-1 --text hello"),
+        (
+            {"smoke_mode": "transcribe"},
+            "bidistream invoke bidistream --region eu-west-1 --path v1/listen "
+            "--audio bidistream/data/speech-sample.wav",
+        ),
+        (
+            # Without --output the text would go as a bare UTF8 part, not Speak, and no audio is written.
+            {"smoke_mode": "speak"},
+            "bidistream invoke bidistream --region eu-west-1 --path v1/speak "
+            "--query 'model=aura-2-thalia-en&encoding=linear16&sample_rate=24000' --text hello "
+            "--output speech.wav",
+        ),
+    ],
+)
+def test_the_invoke_command_output_fits_every_smoke_mode(context: dict[str, str], command: str) -> None:
+    template_of(context).has_output("InvokeCommand", {"Value": command})
