@@ -18,8 +18,9 @@ went wrong. Two alarms:
 Runs never pile up: a run's timeout fits within the interval (the budget is capped to fit), and an
 event Lambda could not start within a minute is dropped rather than queued; the next run comes anyway.
 No reserved concurrency: reserving even 1 fails the deployment in accounts whose concurrency quota
-leaves less than 100 unreserved (new accounts start at 10; Lambda developer guide, *Configuring
-reserved concurrency*: "You can reserve up to the Unreserved account concurrency value minus 100").
+leaves less than 100 unreserved (new accounts can start with a quota under 100; Lambda developer
+guide, *Configuring reserved concurrency*: "You can reserve up to the Unreserved account concurrency
+value minus 100").
 
 The canary streams to whatever serves: during an all-at-once blue/green bake that is the new fleet; with
 canary or linear shifting some runs reach the old fleet too (which then should pass).
