@@ -590,7 +590,8 @@ SETTING_DOCS: Final[dict[str, str]] = {
     "smoke_query_string": "Query string for the smoke stream (unset: "
     f"`{SPEAK_QUERY_STRING}` when speaking, `{MARKETPLACE_QUERY_STRING}` for a package)",
     "smoke_budget_seconds": "Time budget for the whole smoke check (retries of transient failures "
-    "included), 5-600 s; the trigger and canary Lambdas' timeouts are set above it",
+    "included), 5-600 s; the trigger's timeout is set above it, the canary's budget is capped at its "
+    "interval minus 20 s so runs never overlap",
     "canary": "Run the streaming canary: the smoke check on a schedule, publishing StreamSuccess/"
     "StreamFailure metrics; its alarm pages and is an auto-rollback alarm of the endpoint",
     "canary_rate_minutes": "How often the canary streams, 1-60 min (the alarm's period)",
