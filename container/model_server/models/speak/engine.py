@@ -61,6 +61,7 @@ class Engine:
         self._voice: EspeakVoice | None = None
         self._stopped = False
         self.sample_rate = 0
+        self.version = ""
 
     def load(self) -> None:
         """Load the library and its data; the sample rate it synthesizes at is known after this."""
@@ -96,11 +97,7 @@ class Engine:
         lib.espeak_SetSynthCallback(self._callback)
         self._lib = lib
         self.sample_rate = rate
-
-    @property
-    def version(self) -> str:
-        lib = self._require()
-        return (lib.espeak_Info(None) or b"unknown").decode()
+        self.version = (lib.espeak_Info(None) or b"unknown").decode()
 
     def check_voice(self, voice: EspeakVoice) -> None:
         """Raise ``EngineError`` unless espeak-ng can load ``voice`` (done for every voice at load)."""
