@@ -14,6 +14,10 @@ from enum import StrEnum
 
 #: Deepgram's limit on one Speak message's text.
 MAX_SPEAK_CHARACTERS = 2000
+#: The ``Error`` variant for a text message that cannot be taken, as ``v1/listen`` sends it.
+SCHEMA_ERROR = "SchemaError"
+#: How much of an unparsable client message an ``Error`` quotes back (as on ``v1/listen``).
+MAX_QUOTED_CHARS = 1024
 #: Deepgram identifies a model by a UUID; ours is derived from the name and version, so it is stable.
 MODEL_NAMESPACE = uuid.UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8")  # uuid.NAMESPACE_URL
 
@@ -99,8 +103,11 @@ def warning_message(code: str, description: str) -> str:
     return json.dumps({"type": "Warning", "description": description, "code": code})
 
 
-def error_message(description: str, *, variant: str) -> str:
-    """An ``Error`` message: the session goes on unless a close follows it."""
-    return json.dumps(
-        {"type": "Error", "description": description, "message": description, "variant": variant}
-    )
+def error_message(description: str, *, variant: str, message: str | None = None) -> str:
+    """An ``Error`` message: the session goes on unless a close follows it.
+
+    ``message``: for a ``SchemaError``, the client's text that could not be taken (cut to
+    ``MAX_QUOTED_CHARS``); otherwise the description again.
+    """
+    quoted = description if message is None else message[:MAX_QUOTED_CHARS]
+    return json.dumps({"type": "Error", "description": description, "message": quoted, "variant": variant})

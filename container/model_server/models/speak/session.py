@@ -27,6 +27,7 @@ from model_server.model import CloseCode, Session, SessionHandler
 from model_server.models.speak.audio import SentenceAudio
 from model_server.models.speak.engine import Engine
 from model_server.models.speak.messages import (
+    SCHEMA_ERROR,
     Control,
     ControlType,
     MessageError,
@@ -110,7 +111,7 @@ class SpeakSession(SessionHandler):
         try:
             control = parse_message(text)
         except MessageError as error:
-            await self._send_text(error_message(str(error), variant="INVALID_MESSAGE"))
+            await self._send_text(error_message(str(error), variant=SCHEMA_ERROR, message=text))
             return
         if control.type is ControlType.SPEAK:
             await self._speak(control)
