@@ -96,10 +96,14 @@ def test_malformed_extra_routes_are_refused(value: str) -> None:
 
 
 def test_models_selects_from_the_route_table() -> None:
-    assert [route.model_name for route in enabled_routes(Settings.from_env({}))] == ["echo", "transcribe"]
+    assert [route.model_name for route in enabled_routes(Settings.from_env({}))] == [
+        "echo",
+        "transcribe",
+        "speak",
+    ]
     only_echo = enabled_routes(Settings.from_env({"MODELS": "echo"}))
     assert [(route.path, route.model_name) for route in only_echo] == [(DEFAULT_PATH, "echo")]
-    assert {route.path for route in ROUTE_TABLE} == {DEFAULT_PATH, "/v1/listen"}
+    assert {route.path for route in ROUTE_TABLE} == {DEFAULT_PATH, "/v1/listen", "/v1/speak"}
 
 
 def test_extra_route_cannot_take_a_path_that_has_a_model() -> None:
