@@ -4,26 +4,35 @@ Prints, for the generated speech clips in tests/data/speech:
 1. real-time factor of one stream (decoding CPU seconds per second of audio), in-process, on one core,
    and the word error rate of that decode;
 2. decoder memory per session (RSS growth per decoder), shared language model vs pocketsphinx's default;
-3. how many concurrent real-time streams one core sustains: the server pinned to core 0 (all its
-   threads), clients on core 1, N sessions each sending audio at real time in 20 ms frames; a load is
-   sustained when every stream's last result arrives within SUSTAIN_LAG_SECONDS of its audio ending;
-4. latency at real time, one stream: from the first sample of speech to the first interim result, and
-   from CloseStream (sent right after the last word, no trailing silence) to the final result.
+   then the server's memory (PSS of the server, its fork server and workers) idle, with the first
+   session and per extra session (sessions that have decoded a sentence and stay open);
+3. latency at real time, one stream: from the first sample of speech to the first interim result, and
+   from CloseStream (sent right after the last word, no trailing silence) to the final result;
+4. the CPU one stream costs per second of audio (in the server process, and in all its processes,
+   workers included), then how many concurrent real-time streams the server sustains with one worker
+   and with the default (one per CPU): N sessions each sending audio at real time in 20 ms frames; a
+   load is sustained when the p99 lag of final results (arrival minus the moment the audio of the
+   utterance's end was sent) is under SUSTAIN_LAG_SECONDS. The search doubles from 2, then bisects.
 
-Usage: .venv/bin/python bench/bench_transcribe.py   (about 90 s on 2 cores)
+The server and this load generator share the machine's cores (pinning the server to one core would
+hide the workers). Other work on the machine skews every figure: the load average is printed.
+
+Usage: .venv/bin/python bench/bench_transcribe.py   (about 5 min on 2 cores)
+       .venv/bin/python bench/bench_transcribe.py --only capacity --workers 1 [--nice -10]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import wave
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "container")]
@@ -43,7 +52,8 @@ FRAME_SECONDS = 0.02  # what a live client sends per frame
 LEAD_SILENCE_SECONDS = 0.5  # the clips start with this much silence (tests/data/make_speech.sh)
 TAIL_SILENCE_SECONDS = 1.0
 SUSTAIN_LAG_SECONDS = 1.0
-SERVER_CORE, CLIENT_CORE = 0, 1
+MAX_STREAMS = 64  # the capacity search stops here
+SERVER_CORE, CLIENT_CORE = 0, 1  # for the in-process decoder figures
 
 
 def clips() -> list[tuple[bytes, str]]:
@@ -109,7 +119,7 @@ async def play(url: str, pcm: bytes) -> tuple[float, float | None, float | None,
     first_interim: float | None = None
     last_final: float | None = None
     last_message = 0.0
-    async with connect(url, compression=None, max_size=None) as ws:
+    async with connect(url, compression=None, max_size=None, ping_interval=None) as ws:
 
         async def read() -> None:
             nonlocal first_interim, last_final, last_message
@@ -161,24 +171,132 @@ async def bench_latency(url: str, data: list[tuple[bytes, str]]) -> None:
     )
 
 
-async def sustained(url: str, data: list[tuple[bytes, str]], streams: int) -> float:
-    """The worst lag (s) of a stream's last result behind its audio's end, with ``streams`` at once."""
-    plays = [play(url, data[i % len(data)][0] + data[(i + 5) % len(data)][0]) for i in range(streams)]
-    outcomes = await asyncio.gather(*plays)
-    return max(last_message - audio_end for audio_end, _, _, last_message in outcomes)
+async def final_lags(url: str, pcm: bytes, delay: float) -> list[float]:
+    """Stream ``pcm`` at real time after ``delay``; each final result's lag behind its audio's end."""
+    await asyncio.sleep(delay)
+    loop = asyncio.get_running_loop()
+    lags: list[float] = []
+    async with connect(url, compression=None, max_size=None, open_timeout=60, ping_interval=None) as ws:
+        started = loop.time()
+
+        async def read() -> None:
+            async for raw in ws:
+                message = json.loads(raw)
+                if message.get("type") == "Results" and message["is_final"]:
+                    lags.append(loop.time() - (started + message["start"] + message["duration"]))
+
+        reader = asyncio.create_task(read())
+        frame = int(FRAME_SECONDS * BYTES_PER_SECOND)
+        for index, offset in enumerate(range(0, len(pcm), frame)):
+            await asyncio.sleep(max(0.0, started + index * FRAME_SECONDS - loop.time()))
+            await ws.send(pcm[offset : offset + frame])
+        await ws.send(json.dumps({"type": "CloseStream"}))
+        await asyncio.wait_for(reader, 120)
+    return lags
 
 
-async def bench_capacity(url: str, data: list[tuple[bytes, str]], real_time_factor: float) -> None:
-    best = 0
-    first = max(1, int(0.6 / real_time_factor))  # start a little below what the CPU time alone allows
-    for streams in range(first, first + 6):
-        lag = await sustained(url + "&interim_results=true", data, streams)
-        verdict = "sustained" if lag <= SUSTAIN_LAG_SECONDS else "falls behind"
-        print(f"  {streams:2d} real-time streams on one core: worst lag {lag:5.2f} s  {verdict}")
-        if lag > SUSTAIN_LAG_SECONDS:
+async def p99_lag(url: str, data: list[tuple[bytes, str]], streams: int) -> float:
+    """p99 lag of final results with ``streams`` real-time streams at once (starts spread over 1 s)."""
+    plays = [
+        final_lags(url, b"".join(data[(i + k) % len(data)][0] for k in range(3)), i / streams)
+        for i in range(streams)
+    ]
+    lags = sorted(lag for outcome in await asyncio.gather(*plays) for lag in outcome)
+    return lags[min(len(lags) - 1, int(0.99 * len(lags)))]
+
+
+async def bench_capacity(url: str, data: list[tuple[bytes, str]], label: str) -> int:
+    """The most real-time streams with p99 final lag under the limit: double from 2, then bisect."""
+    best, failed, streams = 0, 0, 2
+    while True:
+        lag = await p99_lag(url, data, streams)
+        verdict = "sustained" if lag < SUSTAIN_LAG_SECONDS else "falls behind"
+        print(f"  {label}: {streams:3d} real-time streams, p99 final lag {lag:5.2f} s  {verdict}", flush=True)
+        if lag < SUSTAIN_LAG_SECONDS:
+            best = streams
+        else:
+            failed = streams
+        if not failed:
+            if streams >= MAX_STREAMS:
+                break
+            streams = min(MAX_STREAMS, streams * 2)
+        elif failed - best <= 1:
             break
-        best = streams
-    print(f"concurrent real-time streams / core: {best}")
+        else:
+            streams = (best + failed) // 2
+    print(f"real-time streams sustained, {label}: {best}")
+    return best
+
+
+def process_tree(pid: int) -> list[int]:
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            pids += process_tree(int(child))
+    return pids
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size of ``pid`` and its descendants: shared pages count once in all."""
+    total = 0
+    for member in process_tree(pid):
+        for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+async def open_decoded(url: str, pcm: bytes) -> Any:
+    """A session that has decoded ``pcm`` (sent at once) and its final result, and stays open."""
+    ws = await connect(url, compression=None, max_size=None, open_timeout=60, ping_interval=None)
+    frame = int(FRAME_SECONDS * BYTES_PER_SECOND)
+    for offset in range(0, len(pcm), frame):
+        await ws.send(pcm[offset : offset + frame])
+    await ws.send(json.dumps({"type": "Finalize"}))
+    async for raw in ws:
+        if json.loads(raw).get("from_finalize"):
+            return ws
+    raise RuntimeError("the session closed before its Finalize result")
+
+
+async def bench_server_memory(url: str, pid: int, data: list[tuple[bytes, str]], extra: int) -> None:
+    idle = pss_mb(pid)
+    sessions = [await open_decoded(url, data[0][0])]
+    first = pss_mb(pid)
+    sessions += await asyncio.gather(
+        *(open_decoded(url, data[i % len(data)][0]) for i in range(1, extra + 1))
+    )
+    more = pss_mb(pid)
+    print(
+        f"server memory (PSS, server + workers): {idle:.0f} MB idle, first session +{first - idle:.0f} MB, "
+        f"each of {extra} more +{(more - first) / extra:.1f} MB"
+    )
+    await asyncio.gather(*(ws.close() for ws in sessions))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bench_cpu_per_audio_second(url: str, pid: int, data: list[tuple[bytes, str]], label: str) -> None:
+    """CPU per second of audio, one stream sent at once: in the server process, and in all its processes."""
+    pcm = b"".join(pcm for pcm, _ in data[:4])
+    ws = await connect(url, compression=None, max_size=None, open_timeout=60, ping_interval=None)
+    tree_before = sum(cpu_seconds(member) for member in process_tree(pid))
+    own_before = cpu_seconds(pid)
+    frame = int(FRAME_SECONDS * BYTES_PER_SECOND)
+    for offset in range(0, len(pcm), frame):
+        await ws.send(pcm[offset : offset + frame])
+    await ws.send(json.dumps({"type": "CloseStream"}))
+    async for _ in ws:
+        pass
+    audio = len(pcm) / BYTES_PER_SECOND
+    tree = (sum(cpu_seconds(member) for member in process_tree(pid)) - tree_before) / audio
+    print(
+        f"  {label}: CPU per audio second, one stream: {tree:.3f} in all, "
+        f"{(cpu_seconds(pid) - own_before) / audio:.3f} of it in the server process"
+    )
 
 
 def load_average() -> str:
@@ -186,22 +304,54 @@ def load_average() -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", choices=("decoder", "memory", "latency", "cpu", "capacity"))
+    parser.add_argument(
+        "--workers",
+        type=int,
+        action="append",
+        help="TRANSCRIBE_WORKERS for the capacity runs (default: 1 and all)",
+    )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run this load generator and the servers it starts at this nice value (negative needs root): "
+        "on a machine busy with other work, the figures then measure the server, not its share of the CPU",
+    )
+    args = parser.parse_args()
+    if args.nice:
+        os.nice(args.nice)  # the servers inherit it
     print(f"load average before: {load_average()} (other work on the machine skews every figure)")
     data = clips()
-    pool = DecoderPool(max_idle=8)
-    pool.load(warm=1)
-    real_time_factor = bench_real_time_factor(pool, data)
-    bench_memory(pool)
-    os.sched_setaffinity(0, {CLIENT_CORE})
-    with model_server(env={"MODELS": "transcribe", "TRANSCRIBE_WARM_DECODERS": "10"}) as server:
-        subprocess.run(
-            ["taskset", "-a", "-p", "-c", str(SERVER_CORE), str(server.process.pid)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        url = f"ws://127.0.0.1:{server.port}/v1/listen?encoding=linear16&sample_rate=16000"
-        asyncio.run(bench_latency(url, data))
-        asyncio.run(bench_capacity(url, data, real_time_factor))
+    if args.only in (None, "decoder"):
+        pool = DecoderPool(max_idle=8)
+        pool.load(warm=1)
+        bench_real_time_factor(pool, data)
+        bench_memory(pool)
+        del pool
+    listen = "/v1/listen?encoding=linear16&sample_rate=16000"
+    if args.only in (None, "memory", "latency"):
+        with model_server(env={"MODELS": "transcribe", "TRANSCRIBE_MAX_SESSIONS": "16"}) as server:
+            url = f"ws://127.0.0.1:{server.port}{listen}"
+            if args.only in (None, "memory"):
+                asyncio.run(bench_server_memory(url, server.process.pid, data, extra=8))
+            if args.only in (None, "latency"):
+                asyncio.run(bench_latency(url, data))
+    if args.only in (None, "cpu", "capacity"):
+        for workers in args.workers or [1, 0]:
+            # Decoders made up front, so no stream of a level waits for one (the default makes at most 8).
+            env = {"MODELS": "transcribe", "TRANSCRIBE_MAX_SESSIONS": "64", "TRANSCRIBE_WARM_DECODERS": "8"}
+            if workers:
+                env["TRANSCRIBE_WORKERS"] = str(workers)
+            with model_server(env=env) as server:
+                label = f"{workers} worker(s)" if workers else f"default workers ({os.cpu_count()} CPUs)"
+                url = f"ws://127.0.0.1:{server.port}{listen}&interim_results=true"
+                asyncio.run(bench_cpu_per_audio_second(url, server.process.pid, data, label))
+                if args.only != "cpu":
+                    asyncio.run(bench_capacity(url, data, label))
     print(f"load average after:  {load_average()}")
 
 

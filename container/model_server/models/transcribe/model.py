@@ -5,10 +5,12 @@ Settings (environment variables, checked when the model is created):
 - ``TRANSCRIBE_IDLE_TIMEOUT_SECONDS`` (default 10): a session that sends no audio and no message for
   this long is closed, as Deepgram closes after 10 s (its ``NET-0001``). The server closes it, with
   1008 and a reason naming the timeout.
-- ``TRANSCRIBE_WARM_DECODERS`` (default 2): decoders made at start-up, so the first sessions do not
-  wait about 0.4 s each for one (at least one is always made: it proves the model loads before
-  ``/ping`` says ready); finished sessions' decoders are reused, and up to
-  ``max(4, TRANSCRIBE_WARM_DECODERS)`` idle ones (about 58 MB each) are kept.
+- ``TRANSCRIBE_WORKERS`` (default: the CPUs the container may use, cgroup quota included): worker
+  processes that decode, each on its own core (``workers.py``).
+- ``TRANSCRIBE_WARM_DECODERS`` (default: ``TRANSCRIBE_MAX_SESSIONS`` / workers, rounded up, at most
+  8): decoders each worker has from the start, made once in the fork server (at least one; about
+  58 MB each, shared copy-on-write by every worker), so a session neither waits about 0.4 s for one
+  nor adds a whole decoder's memory; a worker that needs more makes them, and keeps this many idle.
 - ``TRANSCRIBE_MAX_SESSIONS`` (default 32): sessions this model serves at once; each holds a decoder
   of about 58 MB, so this caps the model's memory (32 x 58 MB, about 1.9 GB) well below what the
   server's ``MAX_SESSIONS`` alone allows. More are closed with 1013 (try again later). It also caps
@@ -24,17 +26,15 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 
 from model_server.model import Model, Session, SessionHandler
-from model_server.models.transcribe.decoder import DecoderPool
 from model_server.models.transcribe.formatting import Formatter
 from model_server.models.transcribe.messages import MODEL_ARCH, MODEL_NAME, ModelInfo
 from model_server.models.transcribe.params import ListenParams, parse_listen_query
 from model_server.models.transcribe.session import DecoderBudget, DecodingRuntime, TranscribeSession
+from model_server.models.transcribe.workers import WorkerPool, decoders_per_worker, worker_count
 from model_server.settings import read_number
 
 DEFAULT_IDLE_TIMEOUT_SECONDS = 10.0  # Deepgram's: "no audio data or KeepAlive within a 10-second window"
-DEFAULT_WARM_DECODERS = 2
 DEFAULT_MAX_SESSIONS = 32
-MIN_IDLE_DECODERS = 4
 
 
 class TranscribeModel(Model):
@@ -53,20 +53,27 @@ class TranscribeModel(Model):
             None,
             "a number of seconds > 0",
         )
-        self._warm_decoders = read_number(
-            env, "TRANSCRIBE_WARM_DECODERS", DEFAULT_WARM_DECODERS, int, 0, None, "an integer >= 0"
-        )
         self.max_sessions = read_number(
             env, "TRANSCRIBE_MAX_SESSIONS", DEFAULT_MAX_SESSIONS, int, 1, None, "an integer >= 1"
         )
-        pool = DecoderPool(max_idle=max(MIN_IDLE_DECODERS, self._warm_decoders))
-        # One thread runs every decoder: they share one language model that is not safe to use from two
-        # threads at once, and pocketsphinx holds the GIL while it decodes, so more threads would not
-        # decode faster anyway.
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transcribe-decode")
+        workers = worker_count(env)
+        # Enough for each worker's share of the session limit: made once before the workers are forked,
+        # they are shared copy-on-write, so a session adds only what its decoding writes.
+        self._warm_decoders = read_number(
+            env,
+            "TRANSCRIBE_WARM_DECODERS",
+            decoders_per_worker(self.max_sessions, workers),
+            int,
+            0,
+            None,
+            "an integer >= 0",
+        )
+        # Decoders run in worker processes (pocketsphinx holds the GIL while it decodes); this process
+        # only formats results, on one thread.
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transcribe-format")
         model_info = ModelInfo(name=MODEL_NAME, version=version("pocketsphinx"), arch=MODEL_ARCH)
         self._runtime = DecodingRuntime(
-            pool=pool,
+            workers=WorkerPool(workers=workers, decoders_per_worker=max(1, self._warm_decoders)),
             executor=executor,
             model_info=model_info,
             formatter=Formatter(),
@@ -74,7 +81,7 @@ class TranscribeModel(Model):
         )
 
     def load(self) -> None:
-        self._runtime.executor.submit(self._runtime.pool.load, warm=self._warm_decoders).result()
+        self._runtime.workers.start()
         self._runtime.executor.submit(self._runtime.formatter.load).result()
 
     def parse_query(self, query: Mapping[str, str]) -> ListenParams:

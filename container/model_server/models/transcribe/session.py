@@ -1,8 +1,9 @@
 """One ``v1/listen`` session: binary audio and JSON control messages in, Deepgram-style results out.
 
-Decoding runs on the model's one decoding thread, never on the event loop, in slices of at most
-``DECODE_SLICE_SECONDS`` of audio: a client that sends a minute of audio in one frame waits for its
-own results, while other sessions' slices take turns on the thread in between.
+Decoding runs in the model's worker processes (``workers.py``), never on the event loop, in slices
+of at most ``DECODE_SLICE_SECONDS`` of audio: a client that sends a minute of audio in one frame waits
+for its own results, while other sessions' slices take turns on the worker in between. Results are
+formatted on the model's one formatting thread.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, cast
 
 from model_server.model import CloseCode, Session, SessionError, SessionHandler
 from model_server.models.transcribe.audio import AudioFormat, AudioFormatError, PcmInput
 from model_server.models.transcribe.convert import Converter
-from model_server.models.transcribe.decoder import DecoderPool
 from model_server.models.transcribe.formatting import Formatter
 from model_server.models.transcribe.messages import (
     SCHEMA_ERROR,
@@ -38,7 +37,8 @@ from model_server.models.transcribe.messages import (
     utterance_end_message,
 )
 from model_server.models.transcribe.params import SAMPLE_RATE, SAMPLE_WIDTH, SWITCHABLE_FEATURES, ListenParams
-from model_server.models.transcribe.recognizer import SpeechStart, StreamRecognizer, Transcript
+from model_server.models.transcribe.recognizer import SpeechStart, Transcript
+from model_server.models.transcribe.workers import RemoteStream, WorkerPool
 
 DECODE_SLICE_SECONDS = 0.25
 DECODE_SLICE_BYTES = int(DECODE_SLICE_SECONDS * SAMPLE_RATE) * SAMPLE_WIDTH
@@ -65,10 +65,10 @@ class DecoderBudget:
 
 @dataclass(frozen=True)
 class DecodingRuntime:
-    """What every session of the model shares: the decoder pool, the thread that runs decoders, and
-    the formatter."""
+    """What every session of the model shares: the decoding workers, the formatting thread, the
+    formatter and the decoder budget."""
 
-    pool: DecoderPool
+    workers: WorkerPool
     executor: Executor
     model_info: ModelInfo
     formatter: Formatter
@@ -80,8 +80,7 @@ class Channel:
     """One decoded channel of a session: its recognizer and its UtteranceEnd bookkeeping."""
 
     index: tuple[int, int]  # Deepgram's channel_index: [this channel, channels]
-    stream: StreamRecognizer
-    decoder: Any
+    stream: RemoteStream
     #: End of the last word sent; set while an UtteranceEnd for it is still due.
     last_word_end: float | None = None
 
@@ -163,13 +162,8 @@ class TranscribeSession(SessionHandler):
         if self._converter is not None:
             self._runtime.budget.give_back(self._converter.outputs)
 
-        def release() -> None:
-            for channel in channels:
-                channel.stream.close()
-                self._runtime.pool.release(channel.decoder)
-
-        if channels:
-            await self._run(release)
+        for channel in channels:
+            await channel.stream.close()
 
     def _configure(self, control: Control) -> str:
         """Apply a ``Configure`` (formatting switches, keyterms); the answer to send."""
@@ -222,20 +216,14 @@ class TranscribeSession(SessionHandler):
                     f"{budget.limit} are in use (TRANSCRIBE_MAX_SESSIONS)",
                 )
             self._converter = converter
-            decoders = [await self._run(self._runtime.pool.acquire) for _ in range(outputs)]
-            self._channels = [
-                Channel(
-                    index=(number, outputs),
-                    stream=StreamRecognizer(
-                        decoder,
-                        interim_results=self._params.interim_results,
-                        endpointing_ms=self._params.endpointing_ms,
-                        vad_events=self._params.vad_events,
-                    ),
-                    decoder=decoder,
-                )
-                for number, decoder in enumerate(decoders)
-            ]
+            options = {
+                "interim_results": self._params.interim_results,
+                "endpointing_ms": self._params.endpointing_ms,
+                "vad_events": self._params.vad_events,
+            }
+            for number in range(outputs):
+                stream = await self._runtime.workers.open_stream(options, self._worker_lost)
+                self._channels.append(Channel(index=(number, outputs), stream=stream))
         return self._converter
 
     async def _decode_all(self, pcm: list[bytes]) -> None:
@@ -245,9 +233,8 @@ class TranscribeSession(SessionHandler):
             for channel, part in zip(self._channels, pcm, strict=True):
                 piece = part[offset : offset + DECODE_SLICE_BYTES]
                 if piece:
-                    await self._send(
-                        await self._run(self._render, channel, partial(channel.stream.accept, piece))
-                    )
+                    events = await channel.stream.accept(piece)
+                    await self._send(await self._run(self._render, channel, events))
 
     async def _flush(self, *, from_finalize: bool) -> None:
         """Decode what the resamplers hold, then end every channel's utterance."""
@@ -255,13 +242,17 @@ class TranscribeSession(SessionHandler):
             await self._decode_all(self._converter.flush())
         closing = not from_finalize
         for channel in self._channels:
-            finalize = partial(channel.stream.finalize, from_finalize=from_finalize, closing=closing)
-            await self._send(await self._run(self._render, channel, finalize))
+            events = await channel.stream.finalize(from_finalize=from_finalize, closing=closing)
+            await self._send(await self._run(self._render, channel, events))
 
-    def _render(self, channel: Channel, work: Callable[[], list[Transcript | SpeechStart]]) -> list[str]:
-        """Run ``work`` on the decoding thread and turn its events into messages (formatting included)."""
+    async def _worker_lost(self, reason: str) -> None:
+        """The worker decoding this session died while it waited for the client: end it with 1011."""
+        await self._session.close(CloseCode.INTERNAL_ERROR, reason)
+
+    def _render(self, channel: Channel, events: list[Transcript | SpeechStart]) -> list[str]:
+        """Turn a channel's events into messages (formatting included), on the formatting thread."""
         messages = []
-        for event in work():
+        for event in events:
             if isinstance(event, SpeechStart):
                 messages.append(speech_started_message(channel=channel.index, timestamp=event.timestamp))
                 continue

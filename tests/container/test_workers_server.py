@@ -1,0 +1,189 @@
+"""The speech model's worker processes behind the real server: crash, drain and limits across workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.support.processes import REPO_ROOT, RunningProcess, model_server, wait_until
+
+SPEECH = REPO_ROOT / "tests" / "data" / "speech"
+TIMEOUT = 120.0  # decoding shares 2 busy cores
+MAX_SESSIONS = 3
+ENV = {
+    "MODELS": "transcribe",
+    "TRANSCRIBE_WORKERS": "2",
+    "TRANSCRIBE_WARM_DECODERS": "1",  # start fast; a worker makes more when it needs them
+    "TRANSCRIBE_MAX_SESSIONS": str(MAX_SESSIONS),
+    "TRANSCRIBE_IDLE_TIMEOUT_SECONDS": "120",  # a session waits while others decode on busy cores
+}
+FRAME = 640
+
+
+def read_pcm(name: str) -> bytes:
+    with wave.open(str(SPEECH / name), "rb") as clip:
+        return clip.readframes(clip.getnframes())
+
+
+def children(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def worker_pids(server: RunningProcess) -> list[int]:
+    """The server's workers: the children of its one child, the fork server."""
+    (fork_server,) = children(server.process.pid)
+    return children(fork_server)
+
+
+def running(pid: int) -> bool:
+    """``pid`` exists and is not a zombie (a container's init may not reap orphans at once)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def listen_url(server: RunningProcess) -> str:
+    return f"ws://127.0.0.1:{server.port}/v1/listen?encoding=linear16&sample_rate=16000"
+
+
+def open_listen(url: str) -> Any:
+    # No client pings: a session answers them between its messages, and on a busy machine decoding a
+    # sentence can take longer than the ping timeout.
+    return connect(
+        url, open_timeout=TIMEOUT, close_timeout=TIMEOUT, compression=None, max_size=None, ping_interval=None
+    )
+
+
+async def send_audio(ws: ClientConnection, pcm: bytes) -> None:
+    for offset in range(0, len(pcm), FRAME):
+        await ws.send(pcm[offset : offset + FRAME])
+
+
+async def finalized(ws: ClientConnection) -> str:
+    """Send Finalize; the words of the results up to the one that answers it."""
+    await ws.send(json.dumps({"type": "Finalize"}))
+    words = []
+    async with asyncio.timeout(TIMEOUT):
+        async for raw in ws:
+            message = json.loads(raw)
+            if message.get("type") == "Results" and message["is_final"]:
+                words.append(message["channel"]["alternatives"][0]["transcript"])
+                if message["from_finalize"]:
+                    return " ".join(filter(None, words))
+    raise AssertionError(f"closed before the Finalize result: {ws.close_code} {ws.close_reason}")
+
+
+async def close_stream(ws: ClientConnection) -> tuple[str, int | None]:
+    """Send CloseStream; the final words and the close code."""
+    await ws.send(json.dumps({"type": "CloseStream"}))
+    words = []
+    async with asyncio.timeout(TIMEOUT):
+        async for raw in ws:
+            message = json.loads(raw)
+            if message.get("type") == "Results" and message["is_final"]:
+                words.append(message["channel"]["alternatives"][0]["transcript"])
+    return " ".join(filter(None, words)), ws.close_code
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RunningProcess]:
+    with model_server(env=ENV) as running:
+        yield running
+
+
+def test_the_server_decodes_in_as_many_workers_as_asked(server: RunningProcess) -> None:
+    wait_until(lambda: len(worker_pids(server)) == 2, timeout=TIMEOUT, what="two workers")
+
+
+def test_a_killed_worker_ends_only_its_session_with_1011_and_a_new_worker_serves(
+    server: RunningProcess,
+) -> None:
+    async def scenario() -> None:
+        async with open_listen(listen_url(server)) as first, open_listen(listen_url(server)) as second:
+            # Audio opens each session's stream: one on each worker (the least busy one is chosen).
+            await send_audio(first, read_pcm("s01.wav"))
+            assert await finalized(first) == "please call me back tomorrow morning"
+            await send_audio(second, read_pcm("s02.wav"))
+            assert await finalized(second) == "the weather is nice today"
+            before = worker_pids(server)
+            os.kill(before[0], signal.SIGKILL)
+            done, _ = await asyncio.wait(
+                [asyncio.ensure_future(ws.wait_closed()) for ws in (first, second)],
+                timeout=TIMEOUT,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            assert len(done) == 1
+            ended, survivor = (first, second) if first.close_code is not None else (second, first)
+            assert ended.close_code == 1011
+            assert ended.close_reason.startswith("transcription worker") and "died" in ended.close_reason
+            await send_audio(survivor, read_pcm("s02.wav"))
+            assert await close_stream(survivor) == ("the weather is nice today", 1000)
+        wait_until(
+            lambda: len(worker_pids(server)) == 2 and before[0] not in worker_pids(server),
+            timeout=TIMEOUT,
+            what="a replacement worker",
+        )
+        async with open_listen(listen_url(server)) as again:
+            await send_audio(again, read_pcm("s01.wav"))
+            assert await close_stream(again) == ("please call me back tomorrow morning", 1000)
+
+    asyncio.run(scenario())
+    assert '"event": "worker_lost"' in server.output()
+
+
+def test_the_session_limit_counts_sessions_on_every_worker(server: RunningProcess) -> None:
+    async def scenario() -> None:
+        sessions = [await open_listen(listen_url(server)) for _ in range(MAX_SESSIONS)]
+        for ws in sessions:
+            await send_audio(ws, read_pcm("s02.wav")[: 32000 * 1])
+        async with open_listen(listen_url(server)) as refused:
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(refused.recv(), TIMEOUT)
+            assert refused.close_code == 1013
+        for ws in sessions:
+            await ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_drain_lets_sessions_on_several_workers_finish_then_everything_exits() -> None:
+    with model_server(env={**ENV, "DRAIN_GRACE_SECONDS": str(TIMEOUT)}) as server:
+        processes = [server.process.pid, *children(server.process.pid)]
+        wait_until(lambda: len(worker_pids(server)) == 2, timeout=TIMEOUT, what="two workers")
+        processes += worker_pids(server)
+
+        async def scenario() -> list[tuple[str, int | None]]:
+            async with open_listen(listen_url(server)) as first, open_listen(listen_url(server)) as second:
+                await send_audio(first, read_pcm("s01.wav")[: 32000 * 2])
+                await send_audio(second, read_pcm("s02.wav")[: 32000 * 2])
+                server.send_signal(signal.SIGTERM)
+                # Draining: the open sessions go on to the end of their audio, on both workers.
+                await send_audio(first, read_pcm("s01.wav")[32000 * 2 :])
+                await send_audio(second, read_pcm("s02.wav")[32000 * 2 :])
+                return list(await asyncio.gather(close_stream(first), close_stream(second)))
+
+        assert asyncio.run(scenario()) == [
+            ("please call me back tomorrow morning", 1000),
+            ("the weather is nice today", 1000),
+        ]
+        assert server.wait(TIMEOUT) == 0
+        wait_until(
+            lambda: not any(running(pid) for pid in processes),
+            timeout=TIMEOUT,
+            what="the fork server and workers to exit",
+        )
