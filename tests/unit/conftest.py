@@ -43,6 +43,17 @@ KMS_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-12
 # its own jsii node process and loads aws-cdk-lib, about 2 CPU seconds).
 MAX_WORKERS: Final = 4
 
+# Files that mostly wait on other processes (app.py, pip) or lint many templates, in the order the
+# workers take them: first, so no worker is left running one of them after the other has finished
+# (pytest-xdist would otherwise hand out the files with the most tests first, and these last).
+SLOW_FILES: Final = (
+    "test_app.py",
+    "test_cfn_lint.py",
+    "test_smoke_bundle.py",
+    "test_model_package.py",
+    "test_smoke_test.py",
+)
+
 _TEMPLATES: dict[str, Template] = {}
 
 
@@ -65,6 +76,16 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     config.option.numprocesses = workers
     if config.option.dist == "no":
         config.option.dist = "loadfile"
+        config.option.loadscopereorder = False  # files go out in collection order (SLOW_FILES first)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """This directory's ``SLOW_FILES`` run first, in that order; every other test keeps its place."""
+    here = Path(__file__).parent
+    rank = {name: index for index, name in enumerate(SLOW_FILES)}
+    items.sort(
+        key=lambda item: rank.get(item.path.name, len(rank)) if item.path.parent == here else len(rank)
+    )
 
 
 @pytest.fixture(scope="package", autouse=True)

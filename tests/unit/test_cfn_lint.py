@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from cfnlint.api import ManualArgs, lint_by_config
 
 from tests.unit.conftest import KMS_KEY_ARN, PACKAGE_ARN, build_stack
 
-CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 # Every cfn-lint rule this project does not enforce, and why. Nothing else may be reported.
 IGNORED_RULES: dict[str, str] = {
     "W3005": "CDK writes DependsOn on a Lambda's role next to the GetAtt of its ARN, and the model depends "
@@ -62,14 +61,28 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def lint(*templates: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CFN_LINT), "--format", "json", "--ignore-checks", *IGNORED_RULES, "--", *map(str, templates)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+# cfn-lint's exit code bits per finding severity (cfnlint.runner.cli), as `cfn-lint` would exit.
+EXIT_BITS: dict[str, int] = {"informational": 8, "warning": 4, "error": 2}
+
+
+@dataclass(frozen=True)
+class LintResult:
+    """What `cfn-lint --format json --ignore-checks ...` reports: each finding and the exit code."""
+
+    findings: list[tuple[str, str, str]]  # (file, rule ID, message)
+    returncode: int
+
+
+def lint(*templates: Path) -> LintResult:
+    """cfn-lint over ``templates`` in this process (its API, the CLI's config): no process to start."""
+    matches = lint_by_config(
+        ManualArgs(templates=[str(template) for template in templates], ignore_checks=list(IGNORED_RULES))
     )
+    returncode = 0
+    for match in matches:
+        returncode |= EXIT_BITS.get(match.rule.severity, 0)
+    findings = [(str(match.filename), match.rule.id, str(match.message)) for match in matches]
+    return LintResult(findings, returncode)
 
 
 def synthesized_template(stack: cdk.Stack) -> Path:
@@ -86,12 +99,9 @@ def variant_templates() -> dict[str, Path]:
 def test_templates_pass_cfn_lint(variant_templates: dict[str, Path]) -> None:
     # One cfn-lint run for all variants: it starts slowly, and each file is linted on its own anyway.
     result = lint(*variant_templates.values())
-    findings = [
-        (item["Filename"], item["Rule"]["Id"], item["Message"][:200])
-        for item in json.loads(result.stdout or "[]")
-    ]
+    findings = [(filename, rule, message[:200]) for filename, rule, message in result.findings]
     assert findings == [], findings
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, findings
 
 
 def test_the_invoke_policy_carries_its_resource_level_ignore(variant_templates: dict[str, Path]) -> None:
@@ -113,5 +123,5 @@ def test_cfn_lint_catches_a_bad_instance_type() -> None:
     config = stack.endpoint.endpoint_config
     config.add_property_override("ProductionVariants.0.InstanceType", "ml.g6.3xlarge2")
     result = lint(synthesized_template(stack))
-    assert "E3030" in {item["Rule"]["Id"] for item in json.loads(result.stdout)}
+    assert "E3030" in {rule for _, rule, _ in result.findings}
     assert result.returncode != 0

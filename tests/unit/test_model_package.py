@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -12,7 +14,7 @@ from stacks.endpoint_stack import EndpointStack
 from stacks.settings import Settings, SettingsError
 from tests.unit.conftest import PACKAGE_ARN, REGION, build_stack, only_resource, template_of
 from tests.unit.operations_support import alarm_names
-from tests.unit.test_app import run_app
+from tests.unit.test_app import finish_app, start_app
 from tests.unit.test_cfn_lint import lint
 
 OTHER_REGION_ARN = PACKAGE_ARN.replace(f":{REGION}:", ":us-east-1:")
@@ -56,13 +58,29 @@ def test_the_region_rule_passes_cfn_lint(tmp_path: Path) -> None:
     path = tmp_path / "agnostic.template.json"
     path.write_text(json.dumps(agnostic_template(PACKAGE_ARN)), encoding="utf-8")
     result = lint(path)
-    assert json.loads(result.stdout or "[]") == [], result.stdout
-    assert result.returncode == 0, result.stderr
+    assert result.findings == [], result.findings
+    assert result.returncode == 0, result.findings
 
 
-def test_app_refuses_the_package_region_with_a_message_not_a_traceback(tmp_path: Path) -> None:
+@pytest.fixture(scope="module", autouse=True)
+def region_refusal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[str]]:
+    """The app run of the region test, started with the module so it runs beside the in-process tests."""
     # The CLI gives app.py the target region in CDK_DEFAULT_REGION.
-    result = run_app({"model_package_arn": OTHER_REGION_ARN}, tmp_path, {"CDK_DEFAULT_REGION": REGION})
+    process = start_app(
+        {"model_package_arn": OTHER_REGION_ARN},
+        tmp_path_factory.mktemp("region-refusal"),
+        {"CDK_DEFAULT_REGION": REGION},
+    )
+    yield process
+    if process.poll() is None:  # the test did not get to wait for it
+        process.kill()
+        process.communicate()
+
+
+def test_app_refuses_the_package_region_with_a_message_not_a_traceback(
+    region_refusal: subprocess.Popen[str],
+) -> None:
+    result = finish_app(region_refusal)
     assert result.returncode == 1
     assert result.stderr.startswith("error: setting 'model_package_arn' = ")
     assert "a model package exists only in its own region (us-east-1)" in result.stderr
