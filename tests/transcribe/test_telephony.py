@@ -4,17 +4,18 @@ The evaluation set of test_listen (tests/data/speech: 12 sentences, 81 words, 16
 tests/data/make_telephony.sh, streamed in 20 ms frames as a Twilio media stream or a WebRTC track
 delivers them, with ``encoding``/``sample_rate`` saying what they are; the server resamples to 16 kHz.
 
-Word error rates measured through this path (README, "Telephone and browser audio"), each over several
-runs on a machine busy with other work: 16 kHz 0.123 every time; 48 kHz 0.21-0.32; 8 kHz mu-law
-0.88-0.96. The same input gives different results from run to run (the decoder's live normalisation
-sees the audio in slices that depend on timing), so each threshold leaves room above the worst run.
+Word error rates measured through this path (README, "Telephone and browser audio"), two runs each on
+a machine busy with other work: 16 kHz 0.123; 48 kHz 0.148; 8 kHz mu-law 0.580, 49% of the reference
+words recognised (0.88-0.96 and 17% before the converter filled the band above 4 kHz with low noise).
+Each threshold leaves room above the measured figure, since the decoder sees the audio in slices that
+depend on timing.
 
 The 48 kHz files hold the same 16 kHz speech, so resampling alone separates them from the 16 kHz
 figure. The 8 kHz files have lost everything above 4 kHz, and pocketsphinx's only US English acoustic
-model was trained on 16 kHz audio with filters up to 6.8 kHz: its top bands see nothing and most words
-go wrong. A word error rate near 1.0 tells little about whether the audio was decoded at all, so at
-8 kHz the test also counts the reference words recognised in order (about 17%; audio decoded as the
-wrong encoding gets next to none, its twin below).
+model was trained on 16 kHz audio with filters up to 6.8 kHz: without the converter's noise over that
+band its top bands see nothing and most words go wrong. A word error rate alone tells little about
+whether the audio was decoded at all, so at 8 kHz the test also counts the reference words recognised
+in order (audio decoded as the wrong encoding gets next to none, its twin below).
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ MULAW_8K = "encoding=mulaw&sample_rate=8000"
 LINEAR16_48K = "encoding=linear16&sample_rate=48000"
 MULAW_FRAME_BYTES = 160  # 20 ms at 8 kHz, one byte a sample: one Twilio media message
 LINEAR16_48K_FRAME_BYTES = 1920  # 20 ms at 48 kHz, two bytes a sample
-MAX_WORD_ERROR_RATE_48K = 0.40
-MAX_WORD_ERROR_RATE_8K = 1.0
-MIN_RECOGNISED_8K = 0.08  # of the reference words; measured 0.17 (twice)
+MAX_WORD_ERROR_RATE_48K = 0.25  # measured 0.148 (twice)
+MAX_WORD_ERROR_RATE_8K = 0.70  # measured 0.580 (twice)
+MIN_RECOGNISED_8K = 0.38  # of the reference words; measured 0.494 (twice)
 
 
 def mulaw_8k(clip: Path) -> bytes:
@@ -106,3 +107,4 @@ def test_recognised_words_check_catches_mulaw_decoded_as_alaw(listen_server: Run
         listen_server, "encoding=alaw&sample_rate=8000", mulaw_8k, MULAW_FRAME_BYTES, slice(4)
     )
     assert recognised(pairs) < MIN_RECOGNISED_8K, (recognised(pairs), pairs)
+    assert word_error_rate(pairs) > MAX_WORD_ERROR_RATE_8K, (word_error_rate(pairs), pairs)
