@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from bidistream import smoke
 from stacks.smoke_test import canary
 from tests.unit.conftest import PACKAGE_ARN, as_list, only_resource, role_statements, template_of
 from tests.unit.operations_support import alarm_by_name, alarm_names
@@ -158,6 +157,8 @@ def test_the_pile_up_check_catches_a_run_longer_than_the_interval(default: Templ
 
 
 def test_the_alarm_watches_what_the_handler_publishes() -> None:
+    from bidistream import smoke  # here, not at the top: it loads the AWS SDK, which no other test needs
+
     assert (canary.NAMESPACE, canary.SUCCESS_METRIC, canary.FAILURE_METRIC) == (
         smoke.CANARY_NAMESPACE,
         smoke.CANARY_SUCCESS_METRIC,
@@ -228,6 +229,8 @@ def test_a_speak_canary_runs_the_speak_check_on_v1_speak() -> None:
         "v1/speak",
         "model=aura-2-thalia-en&encoding=linear16&sample_rate=24000",
     )
+    from bidistream import smoke
+
     assert "speak" in smoke.MODES  # the bundled check has the mode the function names
 
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from cfnlint.api import ManualArgs, lint_by_config
 
 from tests.unit.conftest import KMS_KEY_ARN, PACKAGE_ARN, build_stack
 
@@ -75,6 +74,9 @@ class LintResult:
 
 def lint(*templates: Path) -> LintResult:
     """cfn-lint over ``templates`` in this process (its API, the CLI's config): no process to start."""
+    # Imported here: cfn-lint takes most of a second to import, and every worker imports this file.
+    from cfnlint.api import ManualArgs, lint_by_config
+
     matches = lint_by_config(
         ManualArgs(templates=[str(template) for template in templates], ignore_checks=list(IGNORED_RULES))
     )

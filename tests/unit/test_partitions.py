@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from bidistream.client import StreamTarget, default_endpoint_uri, dns_suffix
-
 
 @pytest.mark.parametrize(
     ("region", "uri"),
@@ -20,14 +18,22 @@ from bidistream.client import StreamTarget, default_endpoint_uri, dns_suffix
     ],
 )
 def test_runtime_address_uses_the_partitions_dns_suffix(region: str, uri: str) -> None:
+    # Imported in each test, not at the top: bidistream.client loads the AWS SDK, which every pytest
+    # worker would otherwise import while collecting.
+    from bidistream.client import StreamTarget, default_endpoint_uri
+
     assert default_endpoint_uri(region) == uri
     assert StreamTarget(endpoint_name="e", region=region).uri == uri
 
 
 def test_an_explicit_endpoint_uri_wins_over_the_partition() -> None:
+    from bidistream.client import StreamTarget
+
     target = StreamTarget(endpoint_name="e", region="cn-north-1", endpoint_uri="https://127.0.0.1:8443")
     assert target.uri == "https://127.0.0.1:8443"
 
 
 def test_a_region_of_no_known_partition_resolves_in_aws_as_the_sdks_do() -> None:
+    from bidistream.client import dns_suffix
+
     assert dns_suffix("xx-future-1") == "amazonaws.com"
