@@ -10,7 +10,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 
-from tests.unit.conftest import KMS_KEY_ARN, PACKAGE_ARN, build_stack
+from tests.unit.conftest import KMS_KEY_ARN, PACKAGE_ARN, build_stack, template_of
 
 # Every cfn-lint rule this project does not enforce, and why. Nothing else may be reported.
 IGNORED_RULES: dict[str, str] = {
@@ -94,8 +94,13 @@ def synthesized_template(stack: cdk.Stack) -> Path:
 
 
 @pytest.fixture(scope="module")
-def variant_templates() -> dict[str, Path]:
-    return {name: synthesized_template(build_stack(context)) for name, context in VARIANTS.items()}
+def variant_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each variant's template, from the session's synthesis of its settings, in a file named after it."""
+    directory = tmp_path_factory.mktemp("cfn-lint")
+    paths = {name: directory / f"{name}.template.json" for name in VARIANTS}
+    for name, context in VARIANTS.items():
+        paths[name].write_text(json.dumps(template_of(context).to_json(), indent=1), encoding="utf-8")
+    return paths
 
 
 def test_templates_pass_cfn_lint(variant_templates: dict[str, Path]) -> None:
