@@ -31,6 +31,10 @@ SETTLE_SECONDS = 1.5  # after Cleared: long enough for stray audio to show up if
 SHORT = "Hello from a Pipecat voice agent."
 LONG = " ".join(f"This is sentence number {n} of an answer the user will interrupt." for n in range(1, 30))
 phase = "speak"
+# Set by the first audio payload of the long answer: the interruption follows at once, so the answer is
+# still being synthesized when Clear arrives however fast the machine is (polling the pipeline's frames
+# let a quiet machine synthesize and deliver the whole answer first).
+long_answer_started = asyncio.Event()
 
 
 def record(service_module: Any) -> None:
@@ -50,6 +54,8 @@ def record(service_module: Any) -> None:
                     emit("received", message=json.loads(payload.decode()), phase=phase)
                 except (UnicodeDecodeError, json.JSONDecodeError):
                     emit("audio_payload", bytes=len(payload), phase=phase)
+                    if phase == "interrupted":
+                        long_answer_started.set()
             return result
 
     service_module.SageMakerBidiClient = RecordingClient
@@ -94,7 +100,7 @@ async def main() -> None:
         seen = report(collector, 0)
         phase = "interrupted"
         await worker.queue_frame(TTSSpeakFrame(LONG))
-        await audio_frames(collector, seen)
+        await asyncio.wait_for(long_answer_started.wait(), AUDIO_TIMEOUT)
         await worker.queue_frame(InterruptionFrame())
         await asyncio.sleep(SETTLE_SECONDS)
         seen = report(collector, seen)
