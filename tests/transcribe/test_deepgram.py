@@ -43,8 +43,10 @@ DEEPGRAM_EXAMPLE = (
 
 
 def resampled(pcm: bytes, rate: int) -> np.ndarray:
-    samples = np.frombuffer(pcm, dtype="<i2")
-    return np.asarray(soxr.resample(samples, 16000, rate)).astype(np.int16)
+    """The clip at ``rate``, the same every run (libsoxr dithers int16 output at random, not float)."""
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    converted = np.rint(soxr.resample(samples, 16000, rate))
+    return np.clip(converted, -32768, 32767).astype(np.int16)
 
 
 def test_every_message_of_a_full_featured_session_parses_strictly_into_the_sdk_models(
