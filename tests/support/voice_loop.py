@@ -9,6 +9,7 @@ import json
 from aws_sdk_sagemaker_runtime_http2.models import ModelStreamError  # type: ignore[import-untyped]
 
 from bidistream.client import Part, StreamTarget, Timeouts, open_stream
+from bidistream.speech import synthesize
 
 #: v1/listen decodes 16 kHz linear16, so v1/speak is asked for exactly that.
 SPEAK_QUERY = "encoding=linear16&sample_rate=16000"
@@ -26,18 +27,7 @@ async def speak(target: StreamTarget, text: str, *, voice: str = "aura-2-thalia-
     speak_target = dataclasses.replace(
         target, invocation_path="v1/speak", query_string=f"model={voice}&{SPEAK_QUERY}"
     )
-    audio = bytearray()
-    async with open_stream(speak_target, Timeouts()) as stream:
-        await stream.send(Part.text(json.dumps({"type": "Speak", "text": text})))
-        await stream.send(Part.text(json.dumps({"type": "Close"})))
-        try:
-            while (part := await stream.receive()) is not None:
-                if not part.is_text:
-                    audio += part.data
-        except ModelStreamError as error:
-            if error.error_code != NORMAL_CLOSURE:
-                raise
-    return bytes(audio)
+    return await synthesize(speak_target, [text])
 
 
 async def listen(target: StreamTarget, pcm: bytes) -> str:
