@@ -198,3 +198,29 @@ def test_a_call_waiting_on_a_worker_that_dies_fails_with_1011(pool: WorkerPool) 
             await call
 
     run_with(pool, scenario)
+
+
+def test_a_closed_stream_leaves_the_event_loop_idle(pool: WorkerPool) -> None:
+    """CLOSE carries no payload; sending it must not leave the loop polling its worker's socket."""
+    wakeups: list[int] = []
+
+    async def scenario() -> None:
+        stream = await pool.open_stream(OPTIONS)
+        await stream.close()
+        selector = asyncio.get_running_loop()._selector  # type: ignore[attr-defined]
+        real_select = selector.select
+        count = [0]
+
+        def counting_select(timeout: float | None = None) -> Any:
+            count[0] += 1
+            return real_select(timeout)
+
+        selector.select = counting_select
+        await asyncio.sleep(0.5)
+        selector.select = real_select
+        wakeups.append(count[0])
+
+    run_with(pool, scenario)
+    # An idle loop wakes a handful of times (the sleep's timer); a socket stuck "writable" makes it
+    # spin tens of thousands of times in half a second.
+    assert wakeups[0] < 100, f"the event loop woke {wakeups[0]} times in 0.5 s with nothing to do"

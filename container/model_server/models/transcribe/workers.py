@@ -457,7 +457,9 @@ class WorkerPool:
             raise WorkerLostError(f"transcription worker {worker.slot} (pid {worker.pid}) died")
         future: asyncio.Future[tuple[list[Any], float]] = asyncio.get_running_loop().create_future()
         worker.pending.append(future)
-        worker.writer.writelines((HEADER.pack(len(payload), stream_id, op), payload))
+        # One write, never writelines: on CPython 3.12 writelines sends through sendmsg, and an empty
+        # element (CLOSE has no payload) is "sent" as 0 bytes forever, keeping the loop busy at 100%.
+        worker.writer.write(HEADER.pack(len(payload), stream_id, op) + payload)
         with contextlib.suppress(ConnectionError):
             # The worker died mid-request: its reader sees the end and fails the future with 1011.
             await worker.writer.drain()
