@@ -125,6 +125,18 @@ def read_number[N: (int, float)](
     return value
 
 
+def read_session_limits(
+    env: Mapping[str, str], prefix: str, *, idle_timeout: float, max_sessions: int
+) -> tuple[float, int]:
+    """A model's ``<prefix>_IDLE_TIMEOUT_SECONDS`` and ``<prefix>_MAX_SESSIONS``, or the defaults given."""
+    return (
+        read_number(
+            env, f"{prefix}_IDLE_TIMEOUT_SECONDS", idle_timeout, float, 0.001, None, "a number of seconds > 0"
+        ),
+        read_number(env, f"{prefix}_MAX_SESSIONS", max_sessions, int, 1, None, "an integer >= 1"),
+    )
+
+
 def _log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in LOG_LEVELS:

@@ -21,7 +21,7 @@ from model_server.models.speak.engine import Engine
 from model_server.models.speak.params import SpeakParams, parse_speak_query
 from model_server.models.speak.session import SpeakSession, SpeechRuntime
 from model_server.models.speak.voices import VOICES
-from model_server.settings import read_number
+from model_server.settings import read_session_limits
 
 DEFAULT_IDLE_TIMEOUT_SECONDS = 300.0
 DEFAULT_MAX_SESSIONS = 64
@@ -34,17 +34,8 @@ class SpeakModel(Model):
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         env = os.environ if env is None else env
-        self.idle_timeout = read_number(
-            env,
-            "SPEAK_IDLE_TIMEOUT_SECONDS",
-            DEFAULT_IDLE_TIMEOUT_SECONDS,
-            float,
-            0.001,
-            None,
-            "a number of seconds > 0",
-        )
-        self.max_sessions = read_number(
-            env, "SPEAK_MAX_SESSIONS", DEFAULT_MAX_SESSIONS, int, 1, None, "an integer >= 1"
+        self.idle_timeout, self.max_sessions = read_session_limits(
+            env, "SPEAK", idle_timeout=DEFAULT_IDLE_TIMEOUT_SECONDS, max_sessions=DEFAULT_MAX_SESSIONS
         )
         # libespeak-ng is one global synthesizer and not thread-safe: one thread makes every call.
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="speak-synth")

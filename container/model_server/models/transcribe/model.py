@@ -31,7 +31,7 @@ from model_server.models.transcribe.messages import MODEL_ARCH, MODEL_NAME, Mode
 from model_server.models.transcribe.params import ListenParams, parse_listen_query
 from model_server.models.transcribe.session import DecoderBudget, DecodingRuntime, TranscribeSession
 from model_server.models.transcribe.workers import WorkerPool, decoders_per_worker, worker_count
-from model_server.settings import read_number
+from model_server.settings import read_number, read_session_limits
 
 DEFAULT_IDLE_TIMEOUT_SECONDS = 10.0  # Deepgram's: "no audio data or KeepAlive within a 10-second window"
 DEFAULT_MAX_SESSIONS = 32
@@ -44,17 +44,8 @@ class TranscribeModel(Model):
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         env = os.environ if env is None else env
-        self.idle_timeout = read_number(
-            env,
-            "TRANSCRIBE_IDLE_TIMEOUT_SECONDS",
-            DEFAULT_IDLE_TIMEOUT_SECONDS,
-            float,
-            0.001,
-            None,
-            "a number of seconds > 0",
-        )
-        self.max_sessions = read_number(
-            env, "TRANSCRIBE_MAX_SESSIONS", DEFAULT_MAX_SESSIONS, int, 1, None, "an integer >= 1"
+        self.idle_timeout, self.max_sessions = read_session_limits(
+            env, "TRANSCRIBE", idle_timeout=DEFAULT_IDLE_TIMEOUT_SECONDS, max_sessions=DEFAULT_MAX_SESSIONS
         )
         workers = worker_count(env)
         # Enough for each worker's share of the session limit: made once before the workers are forked,
