@@ -6,6 +6,7 @@ Each real-process test starts its own pool (a fork server and two workers with o
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import wave
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from model_server.model import CloseCode
+from model_server.models.transcribe import workers as workers_module
 from model_server.models.transcribe.workers import (
     WorkerCallError,
     WorkerLostError,
@@ -44,6 +46,21 @@ async def transcribe(stream: Any, pcm: bytes) -> str:
         results += await stream.accept(pcm[offset : offset + SLICE])
     results += await stream.finalize(from_finalize=False, closing=True)
     return " ".join(result.text for result in results if result.is_final and result.text)
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` on the event loop until it holds; fail naming ``what`` at the deadline."""
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            # Polled: the pool has no event for these (a process's exit, another thread's restart).
+            while not condition():  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {TIMEOUT:g} s waiting for {what}") from None
 
 
 def process_exists(pid: int) -> bool:
@@ -224,3 +241,94 @@ def test_a_closed_stream_leaves_the_event_loop_idle(pool: WorkerPool) -> None:
     # An idle loop wakes a handful of times (the sleep's timer); a socket stuck "writable" makes it
     # spin tens of thousands of times in half a second.
     assert wakeups[0] < 100, f"the event loop woke {wakeups[0]} times in 0.5 s with nothing to do"
+
+
+def test_a_killed_fork_server_is_replaced_while_streams_on_its_workers_go_on(pool: WorkerPool) -> None:
+    pids: list[int] = []
+
+    async def scenario() -> None:
+        streaming = await pool.open_stream(OPTIONS)
+        old_fork_server, old_workers = pool.fork_server_pid, set(pool.worker_pids.values())
+        assert old_fork_server is not None
+        pcm = read_pcm("s01.wav")
+        middle = len(pcm) // 2 // SLICE * SLICE
+        results = []
+        for offset in range(0, middle, SLICE):
+            results += await streaming.accept(pcm[offset : offset + SLICE])
+        os.kill(old_fork_server, signal.SIGKILL)
+
+        def new_generation() -> bool:
+            workers = set(pool.worker_pids.values())
+            return len(workers) == 2 and workers.isdisjoint(old_workers)
+
+        # The session goes on on its worker while a new fork server loads and its workers take over.
+        await eventually(new_generation, "a new fork server's two workers to join")
+        new_fork_server = pool.fork_server_pid
+        assert new_fork_server not in (None, old_fork_server)
+        assert all(parent_of(pid) == new_fork_server for pid in pool.worker_pids.values())
+        assert pool.healthy
+        for offset in range(middle, len(pcm), SLICE):
+            results += await streaming.accept(pcm[offset : offset + SLICE])
+        results += await streaming.finalize(from_finalize=False, closing=True)
+        text = " ".join(result.text for result in results if result.is_final and result.text)
+        assert text == "please call me back tomorrow morning"
+        await streaming.close()
+        # The dead fork server's workers were retired: each exits once its last stream has closed.
+        await eventually(
+            lambda: not any(process_exists(pid) for pid in old_workers), "the old workers to exit"
+        )
+        # The new fork server replaces its workers as the first one did.
+        killed = pool.worker_pids[0]
+        os.kill(killed, signal.SIGKILL)
+        await eventually(
+            lambda: len(pool.worker_pids) == 2 and killed not in pool.worker_pids.values(),
+            "a replacement for the killed worker",
+        )
+        fresh = await pool.open_stream(OPTIONS)
+        assert fresh.worker_pid == pool.worker_pids[0] != killed
+        assert parent_of(fresh.worker_pid) == new_fork_server
+        assert await transcribe(fresh, read_pcm("s02.wav")) == "the weather is nice today"
+        pids.extend([new_fork_server, *pool.worker_pids.values()])
+
+    run_with(pool, scenario)
+    wait_until(lambda: not any(process_exists(pid) for pid in pids), timeout=TIMEOUT, what="workers to exit")
+
+
+def test_a_fork_server_that_cannot_start_again_makes_the_pool_unhealthy_until_a_retry_starts_one(
+    pool: WorkerPool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=workers_module.log.name)
+
+    def events(name: str) -> list[logging.LogRecord]:
+        return [record for record in caplog.records if getattr(record, "fields", {}).get("event") == name]
+
+    async def scenario() -> None:
+        stream = await pool.open_stream(OPTIONS)
+        old_workers = set(pool.worker_pids.values())
+        assert pool.healthy and pool.fork_server_pid is not None
+        # A fork server that dies at start, as one killed while it loads would.
+        monkeypatch.setattr(workers_module, "FORK_SERVER_COMMAND", "import sys; sys.exit(3)")
+        os.kill(pool.fork_server_pid, signal.SIGKILL)
+        await eventually(lambda: not pool.healthy, "the pool to report itself unhealthy")
+        (failed,) = events("fork_server_start_failed")
+        assert failed.fields == {  # type: ignore[attr-defined]
+            "event": "fork_server_start_failed",
+            "reason": "exited with exit code 3 while loading",
+            "failures": 1,
+            "retry_in_s": pytest.approx(workers_module.RESTART_BACKOFF_SECONDS, abs=0.05),
+        }
+        # The dead fork server's workers still serve their streams meanwhile.
+        assert await transcribe(stream, read_pcm("s02.wav")) == "the weather is nice today"
+        monkeypatch.undo()
+        await eventually(lambda: pool.healthy, "a retry to start a fork server")
+        (ready,) = events("fork_server_ready")
+        # Backed off, not a crash loop: the retry came at least the pause after the failure.
+        assert ready.created - failed.created >= workers_module.RESTART_BACKOFF_SECONDS - 0.05
+        await eventually(
+            lambda: len(pool.worker_pids) == 2 and old_workers.isdisjoint(pool.worker_pids.values()),
+            "the new fork server's workers to join",
+        )
+        fresh = await pool.open_stream(OPTIONS)
+        assert await transcribe(fresh, read_pcm("s01.wav")) == "please call me back tomorrow morning"
+
+    run_with(pool, scenario)

@@ -6,6 +6,14 @@ the language model and makes every decoder a worker may need, then forks the wor
 of it copy-on-write, and a session adds only the pages its own decoding writes. The fork server
 replaces a worker that dies and exits when the server goes (its stdin reaches end of file).
 
+If the fork server itself dies (an OOM kill, a crash), a thread of the server that waits on it notices
+at once and starts another, which loads the model again and forks a new generation of workers. The
+workers of the dead one are not anyone's to replace any more and hold the old copy of the model, so
+each is retired when its slot's new worker joins: it takes no new streams, finishes the ones it has,
+and exits when the server closes its socket after the last one. A fork server that dies before it is
+ready is restarted after a growing pause, and ``/ping`` reports the model unhealthy until one starts,
+so that SageMaker replaces the instance rather than leave it short of workers.
+
 The server talks to each worker over its own Unix socket, a request per call (open a stream, decode
 a slice of audio, finalize, close), answered in order. The socket is in a 0700 directory, so only this
 user's processes connect, and what crosses it is pickled as between any one program's processes. A
@@ -31,6 +39,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -55,11 +64,16 @@ MAX_DEFAULT_DECODERS_PER_WORKER = 8
 START_TIMEOUT_SECONDS = 300.0
 #: How long a new stream waits for a worker when every worker has just died.
 REPLACEMENT_TIMEOUT_SECONDS = 30.0
-#: A worker that dies this soon after it started is replaced only after this long (no crash loop).
+#: A worker that dies this soon after it started is replaced only after this long (no crash loop);
+#: fork servers are started at most this often, and one that fails to start doubles the pause.
 RESTART_BACKOFF_SECONDS = 1.0
+#: The longest pause between attempts to start a fork server that keeps failing.
+MAX_RESTART_BACKOFF_SECONDS = 60.0
 #: payload bytes, stream id, operation
 HEADER = struct.Struct("!IQB")
-HELLO = struct.Struct("!II")  # slot, pid
+HELLO = struct.Struct("!III")  # slot, pid, generation (which fork server forked it)
+#: What the fork server writes on its ready pipe once the model is loaded and every worker forked.
+READY = b"r"
 #: The fork server's entry point (``-c``: ``-m`` would import this module twice, as the package's too).
 FORK_SERVER_COMMAND = (
     "import sys; from model_server.models.transcribe.workers import fork_server_main; "
@@ -185,6 +199,8 @@ class _ForkServer:
     socket_path: str
     workers: int
     decoders: int
+    generation: int
+    ready_fd: int  # closed once written: workers forked later do not hold it
     pool: Any = None
     children: dict[int, tuple[int, float]] = field(default_factory=dict)  # pid -> (slot, started)
 
@@ -199,6 +215,10 @@ class _ForkServer:
         signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake select below
         for slot in range(self.workers):
             self._fork(slot, (wake_read, wake_write))
+        with contextlib.suppress(OSError):  # the server has gone: stdin says so below
+            os.write(self.ready_fd, READY)
+        os.close(self.ready_fd)
+        self.ready_fd = -1
         while True:
             readable, _, _ = select.select([sys.stdin.fileno(), wake_read], [], [])
             if sys.stdin.fileno() in readable and not os.read(sys.stdin.fileno(), 4096):
@@ -250,11 +270,12 @@ class _ForkServer:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            for fd in wake:
-                os.close(fd)
+            for fd in (*wake, self.ready_fd):
+                if fd >= 0:
+                    os.close(fd)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.connect(self.socket_path)
-            _send(sock, Op.HELLO, 0, HELLO.pack(slot, os.getpid()))
+            _send(sock, Op.HELLO, 0, HELLO.pack(slot, os.getpid(), self.generation))
             serve_worker(sock, self.pool)
             code = 0
         except BaseException:
@@ -265,19 +286,22 @@ class _ForkServer:
 
 
 def _describe_status(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
-    return f"exit code {os.waitstatus_to_exitcode(status)}"
+    return _describe_exit(os.waitstatus_to_exitcode(status))
+
+
+def _describe_exit(code: int) -> str:
+    """A process's exit as ``subprocess`` reports it (a signal as its negative number), in words."""
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
 
 
 def fork_server_main(argv: list[str]) -> int:
-    """The fork server's main: ``FORK_SERVER_COMMAND SOCKET WORKERS DECODERS`` (started by the pool)."""
+    """The fork server's main: ``FORK_SERVER_COMMAND SOCKET WORKERS DECODERS GENERATION READY_FD``."""
     from model_server.logs import configure_logging
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server drains
     configure_logging(logging.getLevelNamesMapping().get(os.environ.get("LOG_LEVEL", "INFO").upper(), 20))
-    socket_path, workers, decoders = argv[0], int(argv[1]), int(argv[2])
-    return _ForkServer(socket_path, workers, decoders).run()
+    workers, decoders, generation, ready_fd = (int(value) for value in argv[1:5])
+    return _ForkServer(argv[0], workers, decoders, generation, ready_fd).run()
 
 
 # --- The server side: asyncio, in the server's process. ---
@@ -287,11 +311,13 @@ def fork_server_main(argv: list[str]) -> int:
 class _Worker:
     slot: int
     pid: int
+    generation: int
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     pending: deque[asyncio.Future[tuple[list[Any], float]]] = field(default_factory=deque)
     streams: dict[int, RemoteStream] = field(default_factory=dict)
     alive: bool = True
+    retired: bool = False  # a newer fork server's worker took its slot: no new streams
 
 
 class RemoteStream:
@@ -333,6 +359,7 @@ class RemoteStream:
         if self._worker.alive:
             with contextlib.suppress(WorkerLostError):
                 await self._call(Op.CLOSE, b"", closing_call=True)
+        self._pool.release_if_done(self._worker)
 
     async def _call(self, op: Op, payload: bytes, *, closing_call: bool = False) -> list[Any]:
         if not self._worker.alive:
@@ -360,10 +387,20 @@ class WorkerPool:
         self.workers = workers
         self.decoders_per_worker = decoders_per_worker
         self._directory = ""
+        self._socket_path = ""
         self._listener: socket.socket | None = None
         self._fork_server: subprocess.Popen[bytes] | None = None
-        self._connected: list[tuple[socket.socket, int, int]] = []  # accepted in start(): (sock, slot, pid)
+        self._generation = 0  # the latest fork server's, counted from 1
+        self._started_at = 0.0  # when the latest fork server was started (monotonic)
+        self._failed_starts = 0  # fork servers in a row that exited before they were ready
+        # Between the thread that restarts the fork server and close(): which one runs, and no new one
+        # once the pool closes.
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        # Accepted in start(): (sock, slot, pid, generation).
+        self._connected: list[tuple[socket.socket, int, int, int]] = []
         self._workers: dict[int, _Worker] = {}  # slot -> worker
+        self._retired: list[_Worker] = []  # still finishing their streams
         self._ids = itertools.count(1)
         self._ready: asyncio.Future[None] | None = None
         self._joined: asyncio.Event | None = None
@@ -374,29 +411,23 @@ class WorkerPool:
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Start the fork server and wait until every worker has connected (blocking; run off the loop)."""
         self._directory = tempfile.mkdtemp(prefix="transcribe-workers-")
-        path = os.path.join(self._directory, "workers.sock")
+        self._socket_path = os.path.join(self._directory, "workers.sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(path)
+        listener.bind(self._socket_path)
+        # A new fork server's workers wait here until the event loop accepts them.
         listener.listen(max(64, 2 * self.workers))
         self._listener = listener
-        self._fork_server = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                FORK_SERVER_COMMAND,
-                path,
-                str(self.workers),
-                str(self.decoders_per_worker),
-            ],
-            stdin=subprocess.PIPE,
-            cwd=Path(__file__).resolve().parents[3],
-        )
         deadline = time.monotonic() + timeout
+        self._fork_server, ready = self._spawn_fork_server()
+        failure = self._await_ready(self._fork_server, ready, timeout)
+        if failure is not None:
+            raise RuntimeError(f"the transcription fork server {failure}")
         listener.settimeout(0.1)
         while len(self._connected) < self.workers:
             if self._fork_server.poll() is not None:
                 raise RuntimeError(
-                    f"the transcription fork server exited with {self._fork_server.returncode} while loading"
+                    f"the transcription fork server exited with {self._fork_server.returncode} "
+                    "while starting its workers"
                 )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"transcription workers did not start within {timeout:g} s")
@@ -409,10 +440,16 @@ class WorkerPool:
             if hello is None or hello[0] is not Op.HELLO:
                 sock.close()
                 continue
-            slot, pid = HELLO.unpack(hello[2])
+            slot, pid, generation = HELLO.unpack(hello[2])
             sock.settimeout(None)
-            self._connected.append((sock, slot, pid))
+            self._connected.append((sock, slot, pid, generation))
         listener.settimeout(None)
+        threading.Thread(target=self._supervise, name="transcribe-fork-server", daemon=True).start()
+
+    @property
+    def healthy(self) -> bool:
+        """False while the fork server has died and cannot be started again (``/ping`` says 503)."""
+        return self._failed_starts == 0
 
     @property
     def worker_pids(self) -> dict[int, int]:
@@ -470,20 +507,31 @@ class WorkerPool:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def release_if_done(self, worker: _Worker) -> None:
+        """Let a retired worker go once its last stream has closed: it exits at end of file."""
+        if worker.retired and not worker.streams and worker.alive:
+            worker.writer.close()
+
     async def close(self) -> None:
         """Stop the workers and the fork server (the server's exit does the same)."""
         self._closing = True
+        with self._lock:
+            self._stopping.set()
+            process = self._fork_server
         if self._server is not None:
             self._server.close()
-        for worker in self._workers.values():
+        for worker in [*self._workers.values(), *self._retired]:
             worker.writer.close()
-        for sock, _, _ in self._connected:
+        for sock, *_ in self._connected:
             sock.close()
-        if self._fork_server is not None:
-            process = self._fork_server
+        if process is not None:
             if process.stdin is not None:
                 process.stdin.close()
-            await asyncio.to_thread(process.wait, 10)
+            try:
+                await asyncio.to_thread(process.wait, 10)
+            except subprocess.TimeoutExpired:  # a restarted one still loading: nothing to finish
+                process.kill()
+                await asyncio.to_thread(process.wait)
         if self._listener is not None:
             self._listener.close()
         shutil.rmtree(self._directory, ignore_errors=True)
@@ -494,9 +542,9 @@ class WorkerPool:
             self._ready = asyncio.get_running_loop().create_future()
             self._joined = asyncio.Event()
             try:
-                for sock, slot, pid in self._connected:
+                for sock, slot, pid, generation in self._connected:
                     reader, writer = await asyncio.open_unix_connection(sock=sock)
-                    self._join(_Worker(slot, pid, reader, writer))
+                    self._join(_Worker(slot, pid, generation, reader, writer))
                 self._connected = []
                 assert self._listener is not None
                 self._server = await asyncio.start_unix_server(self._on_replacement, sock=self._listener)
@@ -510,17 +558,20 @@ class WorkerPool:
         try:
             header = await reader.readexactly(HEADER.size)
             size, _, op = HEADER.unpack(header)
-            slot, pid = HELLO.unpack(await reader.readexactly(size))
+            slot, pid, generation = HELLO.unpack(await reader.readexactly(size))
         except (asyncio.IncompleteReadError, struct.error):
             writer.close()
             return
         if op != Op.HELLO:
             writer.close()
             return
-        self._join(_Worker(slot, pid, reader, writer))
+        self._join(_Worker(slot, pid, generation, reader, writer))
 
     def _join(self, worker: _Worker) -> None:
+        previous = self._workers.get(worker.slot)
         self._workers[worker.slot] = worker
+        if previous is not None and previous.alive and previous.generation < worker.generation:
+            self._retire(previous)
         self.spawn(self._read_replies(worker))
         assert self._joined is not None
         self._joined.set()
@@ -556,23 +607,51 @@ class WorkerPool:
             pass
         self._lost(worker)
 
-    def _lost(self, worker: _Worker) -> None:
-        worker.alive = False
-        worker.writer.close()
-        if self._closing:
-            return
-        reason = f"transcription worker {worker.slot} (pid {worker.pid}) died"
-        log.warning(
-            "transcription worker lost; ending its sessions",
+    def _retire(self, worker: _Worker) -> None:
+        """A worker whose fork server has died makes way for the new one's, once its streams end."""
+        worker.retired = True
+        self._retired.append(worker)
+        log.info(
+            "transcription worker of an earlier fork server retired; it exits after its sessions",
             extra={
                 "fields": {
-                    "event": "worker_lost",
+                    "event": "worker_retired",
                     "worker": worker.slot,
                     "pid": worker.pid,
                     "sessions": len(worker.streams),
                 }
             },
         )
+        self.release_if_done(worker)
+
+    def _lost(self, worker: _Worker) -> None:
+        worker.alive = False
+        worker.writer.close()
+        if worker.retired:
+            self._retired.remove(worker)
+        # A worker whose fork server died is the server's child when the server is the container's
+        # init (PID 1, as in the image): reap it. Otherwise it is someone else's, and this ends at once.
+        threading.Thread(target=_reap, args=(worker.pid,), name="transcribe-reap", daemon=True).start()
+        if self._closing:
+            return
+        reason = f"transcription worker {worker.slot} (pid {worker.pid}) died"
+        if worker.retired and not worker.streams:
+            log.info(
+                "retired transcription worker exited",
+                extra={"fields": {"event": "worker_retired_exit", "worker": worker.slot, "pid": worker.pid}},
+            )
+        else:
+            log.warning(
+                "transcription worker lost; ending its sessions",
+                extra={
+                    "fields": {
+                        "event": "worker_lost",
+                        "worker": worker.slot,
+                        "pid": worker.pid,
+                        "sessions": len(worker.streams),
+                    }
+                },
+            )
         while worker.pending:
             future = worker.pending.popleft()
             if not future.done():
@@ -582,3 +661,126 @@ class WorkerPool:
         worker.streams.clear()
         if self._workers.get(worker.slot) is worker:
             del self._workers[worker.slot]
+
+    # --- The fork server's keeper: a thread, so that it notices a death with no event loop running. ---
+
+    def _spawn_fork_server(self) -> tuple[subprocess.Popen[bytes], int]:
+        """Start a fork server of the next generation; return it and the read end of its ready pipe."""
+        ready_read, ready_write = os.pipe()
+        self._generation += 1
+        try:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    FORK_SERVER_COMMAND,
+                    self._socket_path,
+                    str(self.workers),
+                    str(self.decoders_per_worker),
+                    str(self._generation),
+                    str(ready_write),
+                ],
+                stdin=subprocess.PIPE,  # its end of file tells the fork server that the server has gone
+                pass_fds=(ready_write,),
+                cwd=Path(__file__).resolve().parents[3],
+            )
+        except BaseException:
+            os.close(ready_read)
+            raise
+        finally:
+            os.close(ready_write)
+        self._started_at = time.monotonic()
+        return process, ready_read
+
+    @staticmethod
+    def _await_ready(process: subprocess.Popen[bytes], ready: int, timeout: float) -> str | None:
+        """None once ``process`` has loaded the model and forked its workers; else what went wrong."""
+        try:
+            readable, _, _ = select.select([ready], [], [], timeout)
+            if readable and os.read(ready, len(READY)) == READY:
+                return None
+        finally:
+            os.close(ready)
+        if not readable:
+            process.kill()
+            process.wait()
+            return f"was not ready within {timeout:g} s (killed)"
+        # End of file without READY: the fork server (and every worker it forked) closed the pipe.
+        return f"exited with {_describe_exit(process.wait())} while loading"
+
+    def _supervise(self) -> None:
+        """Wait for the fork server to exit; start another until one is ready, pausing longer each time."""
+        while True:
+            with self._lock:
+                process = self._fork_server
+            assert process is not None
+            code = process.wait()
+            if self._stopping.is_set():
+                return
+            log.error(
+                "transcription fork server exited; starting another (sessions on its workers go on)",
+                extra={
+                    "fields": {
+                        "event": "fork_server_exit",
+                        "pid": process.pid,
+                        "status": _describe_exit(code),
+                        "generation": self._generation,
+                    }
+                },
+            )
+            while (failure := self._restart()) is not None:
+                if self._stopping.is_set():
+                    return
+                self._failed_starts += 1
+                log.error(
+                    "transcription fork server failed to start; /ping reports unhealthy until one starts",
+                    extra={
+                        "fields": {
+                            "event": "fork_server_start_failed",
+                            "reason": failure,
+                            "failures": self._failed_starts,
+                            "retry_in_s": round(self._pause(), 3),
+                        }
+                    },
+                )
+            if self._stopping.is_set():
+                return
+            self._failed_starts = 0
+            log.info(
+                "transcription fork server ready again; its workers take over",
+                extra={
+                    "fields": {
+                        "event": "fork_server_ready",
+                        "pid": self._fork_server.pid if self._fork_server else None,
+                        "generation": self._generation,
+                        "workers": self.workers,
+                    }
+                },
+            )
+
+    def _restart(self) -> str | None:
+        """Start a new fork server after the pause; None once it is ready, else why it is not."""
+        if self._stopping.wait(self._pause()):
+            return "the pool is closing"
+        with self._lock:
+            if self._stopping.is_set():
+                return "the pool is closing"
+            try:
+                self._fork_server, ready = self._spawn_fork_server()
+            except OSError as error:
+                return f"could not be started: {error}"
+        return self._await_ready(self._fork_server, ready, START_TIMEOUT_SECONDS)
+
+    def _pause(self) -> float:
+        """Seconds before the next start: at most one a ``RESTART_BACKOFF_SECONDS``, doubling per failure."""
+        backoff = 0.0
+        if self._failed_starts:
+            backoff = min(
+                MAX_RESTART_BACKOFF_SECONDS, RESTART_BACKOFF_SECONDS * 2 ** (self._failed_starts - 1)
+            )
+        return max(backoff, self._started_at + RESTART_BACKOFF_SECONDS - time.monotonic())
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
