@@ -138,6 +138,11 @@ class Model(ABC):
     def load(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Load weights and other slow state. Runs once, off the event loop, before ``/ping`` is 200."""
 
+    def healthy(self) -> bool:
+        """Whether the loaded model can still serve; while it says no, ``/ping`` answers 503 and
+        SageMaker replaces the instance. Called on the event loop at every ping: answer at once."""
+        return True
+
     def parse_query(self, query: Mapping[str, str]) -> object:
         """Validate the query string (``ModelQueryString``) at the upgrade.
 

@@ -1,9 +1,9 @@
 """The HTTP and WebSocket server SageMaker's sidecar talks to, on one port.
 
-``GET``/``POST /ping`` says whether every model is loaded; ``POST /invocations`` is one request/response
-call to the default route's model; every route in the table is a WebSocket path. The server owns the
-transport and its limits (session count, message size, idle time, keepalive pings, drain on SIGTERM)
-and knows nothing about models beyond ``model_server.model``.
+``GET``/``POST /ping`` says whether every model is loaded and healthy; ``POST /invocations`` is one
+request/response call to the default route's model; every route in the table is a WebSocket path. The
+server owns the transport and its limits (session count, message size, idle time, keepalive pings,
+drain on SIGTERM) and knows nothing about models beyond ``model_server.model``.
 """
 
 from __future__ import annotations
@@ -107,6 +107,8 @@ class StreamingServer:
                 )
 
     async def _ping(self, request: web.Request) -> web.Response:
+        if self._state is State.READY and not all(model.healthy() for model in self._models.values()):
+            return web.json_response({"status": "unhealthy"}, status=503)
         status = 200 if self._state is State.READY else 503
         return web.json_response({"status": str(self._state)}, status=status)
 

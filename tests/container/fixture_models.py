@@ -113,6 +113,18 @@ class GatedLoadModel(Model):
         return BinaryOnlyHandler(session)
 
 
+class HealthFlagModel(Model):
+    """``healthy`` is False while the file named by $UNHEALTHY_FLAG exists, so a test sets /ping's answer."""
+
+    name = "health-flag"
+
+    def healthy(self) -> bool:
+        return not os.path.exists(os.environ["UNHEALTHY_FLAG"])
+
+    def open_session(self, session: Session, params: object) -> SessionHandler:
+        return BinaryOnlyHandler(session)
+
+
 class BrokenLoadModel(Model):
     name = "broken"
 

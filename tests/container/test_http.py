@@ -60,6 +60,19 @@ def test_ping_is_503_until_every_model_has_loaded(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_ping_is_503_while_a_loaded_model_says_it_is_unhealthy(tmp_path: Path) -> None:
+    flag = tmp_path / "unhealthy"
+    env = server_env(
+        EXTRA_ROUTES="test/health=tests.container.fixture_models:HealthFlagModel", UNHEALTHY_FLAG=str(flag)
+    )
+    with model_server(env=env) as server:
+        flag.touch()
+        assert post(f"{server.base_url}/ping", b"")[:2] == (503, b'{"status": "unhealthy"}')
+        assert http_status(f"{server.base_url}/ping") == 503
+        flag.unlink()
+        assert http_status(f"{server.base_url}/ping") == 200
+
+
 def test_a_model_that_fails_to_load_stops_the_server_with_its_cause() -> None:
     env = server_env(EXTRA_ROUTES="test/broken=tests.container.fixture_models:BrokenLoadModel")
     server = start_model_server(env=env, ready=False)

@@ -75,6 +75,10 @@ class TranscribeModel(Model):
         self._runtime.workers.start()
         self._runtime.executor.submit(self._runtime.formatter.load).result()
 
+    def healthy(self) -> bool:
+        # False while the fork server has died and cannot be started again (workers.py).
+        return self._runtime.workers.healthy
+
     def parse_query(self, query: Mapping[str, str]) -> ListenParams:
         return parse_listen_query(query)
 
