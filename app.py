@@ -17,8 +17,14 @@ from stacks.nag import add_security_checks
 from stacks.settings import Settings, SettingsError
 
 
-def main() -> int:
-    app = cdk.App()
+def main(app: cdk.App | None = None) -> int:
+    """Build the stack into ``app`` and synthesize it; 1 with a message if a setting is refused.
+
+    ``app`` is the CLI's by default (context from ``CDK_CONTEXT_JSON``, output to ``CDK_OUTDIR``); a test
+    passes its own to synthesize in its process.
+    """
+    if app is None:
+        app = cdk.App()
     try:
         settings = Settings.from_context(app.node.get_all_context())
         # Some settings can only be checked against the target account and region (a model package's).

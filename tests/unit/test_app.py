@@ -1,4 +1,8 @@
-"""app.py as the CLI runs it: offline synth with no credentials, cdk-nag on, bad settings refused."""
+"""app.py: the full synth offline with no credentials, CDK's validation and cdk-nag on; bad settings refused.
+
+The full synth runs app.py's ``main`` in the test process (jsii and aws-cdk-lib are loaded there already);
+the refused setting runs ``python app.py`` as the CLI starts it, beside it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +23,13 @@ def start_app(
     context: dict[str, Any], outdir: Path, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
     """Start ``python app.py`` with the context the CLI would pass, and no AWS credentials or account."""
-    cdk_json_context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
         "AWS_EC2_METADATA_DISABLED": "true",
         "CDK_OUTDIR": str(outdir),
-        "CDK_CONTEXT_JSON": json.dumps({**cdk_json_context, "aws:cdk:bundling-stacks": [], **context}),
+        "CDK_CONTEXT_JSON": json.dumps({**cdk_json_context(), "aws:cdk:bundling-stacks": [], **context}),
         **(extra_env or {}),
     }
     return subprocess.Popen(
@@ -49,38 +53,60 @@ def finish_app(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[st
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-# Both runs of this module start together, so the short one costs no wall time beside the full synth.
-RUNS: dict[str, dict[str, Any]] = {"default": {}, "bad-instance-count": {"instance_count": "0"}}
+def cdk_json_context() -> dict[str, Any]:
+    context: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    return context
 
 
-@pytest.fixture(scope="module")
-def app_runs(
+@pytest.fixture(scope="module", autouse=True)
+def bad_setting_run(
     tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, tuple[subprocess.CompletedProcess[str], Path]]:
-    started = {}
-    for name, context in RUNS.items():
-        outdir = tmp_path_factory.mktemp(name)
-        started[name] = (start_app(context, outdir), outdir)
-    return {name: (finish_app(process), outdir) for name, (process, outdir) in started.items()}
+) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """The refused run, started with the module so it runs beside the in-process synth."""
+    outdir = tmp_path_factory.mktemp("bad-instance-count")
+    process = start_app({"instance_count": "0"}, outdir)
+    yield process, outdir
+    if process.poll() is None:  # the test did not get to wait for it
+        process.kill()
+        process.communicate()
 
 
 def test_app_synthesizes_offline_without_credentials_and_passes_cdk_nag(
-    app_runs: dict[str, tuple[subprocess.CompletedProcess[str], Path]],
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result, tmp_path = app_runs["default"]
-    assert result.returncode == 0, result.stderr
+    """app.py's ``main`` in this process, as the CLI would run it apart from the process and the context's
+    way in: cdk.json's context (its ``validateAgainstDefaultRules`` makes the built-in CloudFormation
+    validation an error gate, which is on here as in every CLI synth), cdk-nag on, no account or region.
+    The ``python app.py`` process, its ``CDK_CONTEXT_JSON`` and its exit code are covered by the refused
+    run below; this process's jsii and modules are loaded already, so the full synth costs only itself.
+    """
+    import aws_cdk as cdk
+
+    from app import main
+
+    for name in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    app = cdk.App(
+        context={**cdk_json_context(), "aws:cdk:bundling-stacks": []},
+        outdir=str(tmp_path),
+        builtin_cloud_formation_validation=True,  # the test apps default it off (conftest.py)
+    )
+    assert main(app) == 0
     template = json.loads((tmp_path / "BidiStream.template.json").read_text())
     assert any(resource["Type"] == "AWS::SageMaker::Endpoint" for resource in template["Resources"].values())
     report = json.loads((tmp_path / "validation-report.json").read_text())
     assert report["pluginReports"] == []  # cdk-nag ran (the report exists) and found nothing unacknowledged
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["artifacts"]["BidiStream"]["environment"] == "aws://unknown-account/unknown-region"
+    assert "missing" not in manifest  # no context lookup: the CLI would need no account to synthesize
 
 
 def test_bad_setting_fails_synth_with_a_message_not_a_traceback(
-    app_runs: dict[str, tuple[subprocess.CompletedProcess[str], Path]],
+    bad_setting_run: tuple[subprocess.Popen[str], Path],
 ) -> None:
-    result, tmp_path = app_runs["bad-instance-count"]
+    """``python app.py`` as the CLI starts it: context in ``CDK_CONTEXT_JSON``, exit code 1, one line."""
+    process, tmp_path = bad_setting_run
+    result = finish_app(process)
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "error: setting 'instance_count' = '0' is not allowed: expected an integer >= 1"
