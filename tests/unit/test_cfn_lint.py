@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aws_cdk as cdk
 import pytest
 
 from tests.unit.conftest import KMS_KEY_ARN, PACKAGE_ARN, build_stack, template_of
+
+if TYPE_CHECKING:
+    from cfnlint.config import ConfigMixIn
+    from cfnlint.rules import Rules
 
 # Every cfn-lint rule this project does not enforce, and why. Nothing else may be reported.
 IGNORED_RULES: dict[str, str] = {
@@ -73,18 +78,39 @@ class LintResult:
 
 
 def lint(*templates: Path) -> LintResult:
-    """cfn-lint over ``templates`` in this process (its API, the CLI's config): no process to start."""
-    # Imported here: cfn-lint takes most of a second to import, and every worker imports this file.
-    from cfnlint.api import ManualArgs, lint_by_config
+    """cfn-lint over ``templates`` in this process, as `cfn-lint --ignore-checks ... <templates>` would.
 
-    matches = lint_by_config(
-        ManualArgs(templates=[str(template) for template in templates], ignore_checks=list(IGNORED_RULES))
-    )
+    The CLI's path through its API (``cfnlint.api.lint_by_config``: the config, its validation, then each
+    file against the rules), with the rules loaded once per process as the CLI loads them once per run.
+    """
+    # Imported here: cfn-lint takes most of a second to import, and every worker imports this file.
+    from cfnlint.runner.template import run_template_by_file_paths
+
+    config = _config(templates)
+    config.validate()  # as lint_by_config: a bad option is an error, not an empty result
+    matches = list(run_template_by_file_paths(config, _rules()))
     returncode = 0
     for match in matches:
         returncode |= EXIT_BITS.get(match.rule.severity, 0)
     findings = [(str(match.filename), match.rule.id, str(match.message)) for match in matches]
     return LintResult(findings, returncode)
+
+
+def _config(templates: tuple[Path, ...]) -> ConfigMixIn:
+    from cfnlint.api import ManualArgs
+    from cfnlint.config import ConfigMixIn
+
+    return ConfigMixIn(
+        **ManualArgs(templates=[str(template) for template in templates], ignore_checks=list(IGNORED_RULES))
+    )
+
+
+@functools.cache
+def _rules() -> Rules:
+    """cfn-lint's rules as its ``Runner`` loads them for this config (most of a second: ~300 modules)."""
+    from cfnlint.runner import Runner
+
+    return Runner(_config(())).rules
 
 
 def synthesized_template(stack: cdk.Stack) -> Path:
