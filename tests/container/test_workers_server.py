@@ -15,7 +15,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.support.processes import REPO_ROOT, RunningProcess, model_server, wait_until
+from tests.container.conftest import log_lines
+from tests.support.processes import REPO_ROOT, RunningProcess, http_status, model_server, wait_until
 
 SPEECH = REPO_ROOT / "tests" / "data" / "speech"
 TIMEOUT = 120.0  # decoding shares 2 busy cores
@@ -47,6 +48,15 @@ def worker_pids(server: RunningProcess) -> list[int]:
     """The server's workers: the children of its one child, the fork server."""
     (fork_server,) = children(server.process.pid)
     return children(fork_server)
+
+
+def fork_server_and_workers(server: RunningProcess) -> tuple[int | None, list[int]]:
+    """The server's one child and its children; (None, []) while the fork server is being replaced."""
+    try:
+        (fork_server,) = children(server.process.pid)
+        return fork_server, children(fork_server)
+    except (ValueError, FileNotFoundError):  # no child, or it exited while being read
+        return None, []
 
 
 def running(pid: int) -> bool:
@@ -187,3 +197,59 @@ def test_drain_lets_sessions_on_several_workers_finish_then_everything_exits() -
             timeout=TIMEOUT,
             what="the fork server and workers to exit",
         )
+
+
+def test_a_killed_fork_server_is_replaced_while_a_session_goes_on_on_one_of_its_workers() -> None:
+    with model_server(env=ENV) as server:
+        wait_until(lambda: len(worker_pids(server)) == 2, timeout=TIMEOUT, what="two workers")
+        old_fork_server, old_workers = fork_server_and_workers(server)
+        assert old_fork_server is not None
+
+        def new_generation() -> bool:
+            fork_server, workers = fork_server_and_workers(server)
+            return fork_server not in (None, old_fork_server) and len(workers) == 2
+
+        async def scenario() -> None:
+            async with open_listen(listen_url(server)) as streaming:
+                await send_audio(streaming, read_pcm("s01.wav"))
+                assert await finalized(streaming) == "please call me back tomorrow morning"
+                os.kill(old_fork_server, signal.SIGKILL)
+                # The session goes on on its worker, the other one's child, while a new fork server loads.
+                await send_audio(streaming, read_pcm("s02.wav"))
+                # Well within pytest's timeout, so that a missing restart fails with this message.
+                await asyncio.to_thread(
+                    wait_until, new_generation, timeout=TIMEOUT / 2, what="a new fork server with two workers"
+                )
+                assert http_status(f"{server.base_url}/ping") == 200
+                assert await close_stream(streaming) == ("the weather is nice today", 1000)
+            # Retired, the old workers exit: the idle one when its slot's new worker joined, the other
+            # when its last session closed.
+            await asyncio.to_thread(
+                wait_until,
+                lambda: not any(running(pid) for pid in old_workers),
+                timeout=TIMEOUT,
+                what="the old fork server's workers to exit",
+            )
+            # The new fork server replaces its workers: kill both, and a new session is served by one
+            # of their replacements.
+            _, new_workers = fork_server_and_workers(server)
+            for pid in new_workers:
+                os.kill(pid, signal.SIGKILL)
+            await asyncio.to_thread(
+                wait_until,
+                lambda: (
+                    len(workers := fork_server_and_workers(server)[1]) == 2
+                    and set(new_workers).isdisjoint(workers)
+                ),
+                timeout=TIMEOUT,
+                what="two replacement workers",
+            )
+            async with open_listen(listen_url(server)) as again:
+                await send_audio(again, read_pcm("s01.wav"))
+                assert await close_stream(again) == ("please call me back tomorrow morning", 1000)
+            assert http_status(f"{server.base_url}/ping") == 200
+
+        asyncio.run(scenario())
+        events = [line.get("event") for line in log_lines(server)]
+        assert {"fork_server_exit", "fork_server_ready", "worker_retired"} <= set(events)
+        assert "fork_server_start_failed" not in events
