@@ -317,9 +317,9 @@ def test_a_fork_server_that_cannot_start_again_makes_the_pool_unhealthy_until_a_
             "failures": 1,
             "retry_in_s": pytest.approx(workers_module.RESTART_BACKOFF_SECONDS, abs=0.05),
         }
+        monkeypatch.undo()
         # The dead fork server's workers still serve their streams meanwhile.
         assert await transcribe(stream, read_pcm("s02.wav")) == "the weather is nice today"
-        monkeypatch.undo()
         await eventually(lambda: pool.healthy, "a retry to start a fork server")
         (ready,) = events("fork_server_ready")
         # Backed off, not a crash loop: the retry came at least the pause after the failure.

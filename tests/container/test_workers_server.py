@@ -199,7 +199,7 @@ def test_drain_lets_sessions_on_several_workers_finish_then_everything_exits() -
         )
 
 
-def test_a_killed_fork_server_is_replaced_while_a_session_goes_on_on_one_of_its_workers() -> None:
+def test_a_killed_fork_server_is_replaced_while_sessions_go_on_on_its_workers() -> None:
     with model_server(env=ENV) as server:
         wait_until(lambda: len(worker_pids(server)) == 2, timeout=TIMEOUT, what="two workers")
         old_fork_server, old_workers = fork_server_and_workers(server)
@@ -209,12 +209,18 @@ def test_a_killed_fork_server_is_replaced_while_a_session_goes_on_on_one_of_its_
             fork_server, workers = fork_server_and_workers(server)
             return fork_server not in (None, old_fork_server) and len(workers) == 2
 
-        async def scenario() -> None:
-            async with open_listen(listen_url(server)) as streaming:
+        async def scenario() -> list[int]:
+            async with (
+                open_listen(listen_url(server)) as streaming,
+                open_listen(listen_url(server)) as lingering,
+            ):
+                # Audio opens each session's stream: one on each of the fork server's workers.
                 await send_audio(streaming, read_pcm("s01.wav"))
                 assert await finalized(streaming) == "please call me back tomorrow morning"
+                await send_audio(lingering, read_pcm("s02.wav"))
+                assert await finalized(lingering) == "the weather is nice today"
                 os.kill(old_fork_server, signal.SIGKILL)
-                # The session goes on on its worker, the other one's child, while a new fork server loads.
+                # The session goes on on its worker while a new fork server loads.
                 await send_audio(streaming, read_pcm("s02.wav"))
                 # Well within pytest's timeout, so that a missing restart fails with this message.
                 await asyncio.to_thread(
@@ -222,34 +228,46 @@ def test_a_killed_fork_server_is_replaced_while_a_session_goes_on_on_one_of_its_
                 )
                 assert http_status(f"{server.base_url}/ping") == 200
                 assert await close_stream(streaming) == ("the weather is nice today", 1000)
-            # Retired, the old workers exit: the idle one when its slot's new worker joined, the other
-            # when its last session closed.
-            await asyncio.to_thread(
-                wait_until,
-                lambda: not any(running(pid) for pid in old_workers),
-                timeout=TIMEOUT,
-                what="the old fork server's workers to exit",
-            )
-            # The new fork server replaces its workers: kill both, and a new session is served by one
-            # of their replacements.
-            _, new_workers = fork_server_and_workers(server)
-            for pid in new_workers:
-                os.kill(pid, signal.SIGKILL)
-            await asyncio.to_thread(
-                wait_until,
-                lambda: (
-                    len(workers := fork_server_and_workers(server)[1]) == 2
-                    and set(new_workers).isdisjoint(workers)
-                ),
-                timeout=TIMEOUT,
-                what="two replacement workers",
-            )
-            async with open_listen(listen_url(server)) as again:
-                await send_audio(again, read_pcm("s01.wav"))
-                assert await close_stream(again) == ("please call me back tomorrow morning", 1000)
-            assert http_status(f"{server.base_url}/ping") == 200
+                # Retired, the old worker whose last session closed exits; the other serves on.
+                await asyncio.to_thread(
+                    wait_until,
+                    lambda: sum(running(pid) for pid in old_workers) == 1,
+                    timeout=TIMEOUT,
+                    what="the old worker without sessions to exit",
+                )
+                await send_audio(lingering, read_pcm("s01.wav"))
+                assert await finalized(lingering) == "please call me back tomorrow morning"
+                # The new fork server replaces its workers: kill both, and a new session is served by
+                # one of their replacements.
+                _, new_workers = fork_server_and_workers(server)
+                for pid in new_workers:
+                    os.kill(pid, signal.SIGKILL)
+                await asyncio.to_thread(
+                    wait_until,
+                    lambda: (
+                        len(workers := fork_server_and_workers(server)[1]) == 2
+                        and set(new_workers).isdisjoint(workers)
+                    ),
+                    timeout=TIMEOUT,
+                    what="two replacement workers",
+                )
+                async with open_listen(listen_url(server)) as again:
+                    await send_audio(again, read_pcm("s01.wav"))
+                    assert await close_stream(again) == ("please call me back tomorrow morning", 1000)
+                assert http_status(f"{server.base_url}/ping") == 200
+                fork_server, workers = fork_server_and_workers(server)
+                retired = [pid for pid in old_workers if running(pid)]
+                # The server dies with a session open on a retired worker: nothing may be left running.
+                server.process.kill()
+                return [pid for pid in (fork_server, *workers, *retired) if pid is not None]
 
-        asyncio.run(scenario())
+        processes = asyncio.run(scenario())
+        assert len(processes) == 4
+        wait_until(
+            lambda: not any(running(pid) for pid in processes),
+            timeout=TIMEOUT,
+            what="the fork server and every worker to exit with the server",
+        )
         events = [line.get("event") for line in log_lines(server)]
         assert {"fork_server_exit", "fork_server_ready", "worker_retired"} <= set(events)
         assert "fork_server_start_failed" not in events
