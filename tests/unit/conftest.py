@@ -1,8 +1,9 @@
 """Build the real stack in-process for template tests: no AWS credentials, no Docker, no network.
 
 Bundling is skipped (``aws:cdk:bundling-stacks: []``), the account and region are given explicitly,
-and jsii starts once per test process. ``template_of`` synthesizes each distinct set of settings once
-per session and hands every caller the same read-only ``Template`` (its queries return fresh copies).
+and jsii starts once per test process. ``shared_stack`` builds each distinct set of settings once per
+test process for the tests that only read a stack; ``template_of`` synthesizes it once and hands every
+caller the same read-only ``Template`` (its queries return fresh copies), ``assembly_of`` its folder.
 
 The apps built here skip the CDK's built-in CloudFormation validation: without the
 ``@aws-cdk/core:validateAgainstDefaultRules`` flag of cdk.json it only warns, so no test here could
@@ -54,6 +55,7 @@ SLOW_FILES: Final = (
     "test_smoke_test.py",
 )
 
+_STACKS: dict[str, EndpointStack] = {}
 _TEMPLATES: dict[str, Template] = {}
 
 
@@ -130,17 +132,40 @@ def build_stack(
     )
 
 
+def shared_stack(context: Mapping[str, Any] | None = None) -> EndpointStack:
+    """The stack for these settings, built once per test process and shared: only to read.
+
+    A test that changes a stack (adds a construct, a property override, an aspect or cdk-nag) or
+    synthesizes it into a folder of its own builds one with ``build_stack``.
+    """
+    key = json.dumps(context or {}, sort_keys=True)
+    if key not in _STACKS:
+        _STACKS[key] = build_stack(context)
+    return _STACKS[key]
+
+
+def assembly_of(context: Mapping[str, Any] | None = None) -> Path:
+    """The cloud assembly folder of the shared stack's synthesis (the same one ``template_of`` reads)."""
+    from aws_cdk import App
+
+    app = shared_stack(context).node.root
+    assert isinstance(app, App)
+    return Path(app.synth().directory)
+
+
 def template_of(context: Mapping[str, Any] | None = None, **kwargs: Any) -> Template:
-    """The template for these settings, synthesized once per session for the app's container folder.
+    """The template of ``shared_stack(context)``, synthesized once per test process.
 
     A template built from another container folder is synthesized on every call: tests change the
     folder's files between calls.
     """
+    from aws_cdk.assertions import Template
+
     if kwargs:
         return fresh_template_of(context, **kwargs)
     key = json.dumps(context or {}, sort_keys=True)
     if key not in _TEMPLATES:
-        _TEMPLATES[key] = fresh_template_of(context)
+        _TEMPLATES[key] = Template.from_stack(shared_stack(context))
     return _TEMPLATES[key]
 
 

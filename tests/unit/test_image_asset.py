@@ -18,7 +18,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from stacks.endpoint_stack import CONTAINER_DIR
 from stacks.settings import Settings, SettingsError
 from tests.container.test_dockerfile import DOCKERFILE, final_stage_instructions
-from tests.unit.conftest import PACKAGE_ARN, build_stack
+from tests.unit.conftest import PACKAGE_ARN, assembly_of
 
 
 def docker_image_sources(assembly_dir: Path) -> list[dict[str, Any]]:
@@ -44,9 +44,7 @@ def oci_problems(source: dict[str, Any]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def image_source() -> dict[str, Any]:
-    assembly = build_stack().node.root
-    assert isinstance(assembly, cdk.App)
-    (source,) = docker_image_sources(Path(assembly.synth().directory))
+    (source,) = docker_image_sources(assembly_of())
     return source
 
 
@@ -73,16 +71,12 @@ def test_check_catches_an_asset_with_default_outputs(tmp_path: Path) -> None:
 
 
 def test_model_package_mode_has_no_image_to_build() -> None:
-    assembly = build_stack({"model_package_arn": PACKAGE_ARN}).node.root
-    assert isinstance(assembly, cdk.App)
-    assert docker_image_sources(Path(assembly.synth().directory)) == []
+    assert docker_image_sources(assembly_of({"model_package_arn": PACKAGE_ARN})) == []
 
 
 def test_image_runs_as_the_non_root_user_unless_set_to_root(image_source: dict[str, Any]) -> None:
     assert image_source["dockerBuildArgs"] == {"RUN_AS_USER": "10001:10001"}
-    assembly = build_stack({"container_user": "root"}).node.root
-    assert isinstance(assembly, cdk.App)
-    (source,) = docker_image_sources(Path(assembly.synth().directory))
+    (source,) = docker_image_sources(assembly_of({"container_user": "root"}))
     assert source["dockerBuildArgs"] == {"RUN_AS_USER": "0:0"}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +15,11 @@ from tests.unit.conftest import (
     PACKAGE_ARN,
     actions_of,
     as_list,
+    assembly_of,
     build_stack,
     only_resource,
     role_statements,
+    shared_stack,
     template_of,
 )
 
@@ -68,15 +69,15 @@ def test_byoc_model_runs_the_asset_image_without_isolation(byoc: Template) -> No
             "VpcConfig": Match.absent(),
         },
     )
-    stack = build_stack()
+    stack = shared_stack()
     assert stack.model.image is not None
     assert image.as_string().endswith(f":{stack.model.image.asset_hash}")
     assert "container-assets" in image.as_string()
 
 
 def test_image_asset_is_built_from_container_dir_for_linux_amd64() -> None:
-    stack = build_stack()
-    assembly = Path(stack.node.root.synth().directory)
+    stack = shared_stack()
+    assembly = assembly_of()
     images = json.loads((assembly / f"{stack.artifact_id}.assets.json").read_text())["dockerImages"]
     assert len(images) == 1
     source = next(iter(images.values()))["source"]
@@ -205,7 +206,7 @@ def test_model_package_mode_uses_the_package_with_network_isolation(package: Tem
 
 
 def test_model_package_mode_builds_no_image_and_grants_no_ecr(package: Template) -> None:
-    assert build_stack({"model_package_arn": PACKAGE_ARN}).model.image is None
+    assert shared_stack({"model_package_arn": PACKAGE_ARN}).model.image is None
     actions = actions_of(execution_role_statements(package))
     assert not {action for action in actions if action.startswith("ecr:")}
     # No cloudwatch:DescribeAlarms: a package's endpoint has no rollback alarms (SageMaker applies no

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from collections.abc import Iterator
@@ -22,12 +23,16 @@ OTHER_REGION_ARN = PACKAGE_ARN.replace(f":{REGION}:", ":us-east-1:")
 
 def agnostic_template(package_arn: str) -> dict[str, object]:
     """The synthesized template of an environment-agnostic stack (no account or region at synth)."""
+    template: dict[str, object] = json.loads(_agnostic_template_text(package_arn))
+    return template
+
+
+@functools.cache
+def _agnostic_template_text(package_arn: str) -> str:
+    """Synthesized once per package ARN and test process; each caller parses its own copy."""
     app = cdk.App(context={"aws:cdk:bundling-stacks": []})
     stack = EndpointStack(app, "Agnostic", settings=Settings.from_context({"model_package_arn": package_arn}))
-    template: dict[str, object] = json.loads(
-        (Path(app.synth().directory) / stack.template_file).read_text(encoding="utf-8")
-    )
-    return template
+    return (Path(app.synth().directory) / stack.template_file).read_text(encoding="utf-8")
 
 
 def test_a_package_from_another_region_is_refused_at_synth() -> None:

@@ -11,7 +11,14 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk.assertions import Template
 
 from stacks.alarms import AlarmSettings
-from tests.unit.conftest import REGION, build_stack, only_resource, role_statements, template_of
+from tests.unit.conftest import (
+    REGION,
+    build_stack,
+    only_resource,
+    role_statements,
+    shared_stack,
+    template_of,
+)
 from tests.unit.operations_support import alarm_by_name, alarm_names, dashboard_body, flatten_join
 
 ENDPOINT = "bidistream"
@@ -271,7 +278,7 @@ def test_rolling_updates_replace_batches_and_still_roll_back(rolling_without_sca
 
 
 def test_stack_exposes_the_monitoring_pieces() -> None:
-    stack = build_stack({"endpoint_name": "speech", "smoke_test": "false"})
+    stack = shared_stack({"endpoint_name": "speech", "smoke_test": "false"})
     assert stack.monitoring.rollback_alarm_names == (
         "speech-new-fleet-5xx-error-rate",
         "speech-new-fleet-model-latency",

@@ -5,18 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import aws_cdk as cdk
 import pytest
 
 from stacks.summary import main, summarize
-from tests.unit.conftest import build_stack
+from tests.unit.conftest import assembly_of
 
 
 @pytest.fixture(scope="module")
 def assembly_dir() -> Path:
-    app = build_stack().node.root
-    assert isinstance(app, cdk.App)
-    return Path(app.synth().directory)
+    return assembly_of()
 
 
 def test_summary_names_the_template_and_counts_resources_by_type(assembly_dir: Path) -> None:
