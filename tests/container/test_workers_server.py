@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.container.conftest import log_lines
-from tests.support.processes import REPO_ROOT, RunningProcess, http_status, model_server, wait_until
+from tests.support.processes import (
+    CONTAINER_DIR,
+    REPO_ROOT,
+    RunningProcess,
+    free_port,
+    http_status,
+    model_server,
+    start_process,
+    wait_for_ping,
+    wait_until,
+)
 
 SPEECH = REPO_ROOT / "tests" / "data" / "speech"
 TIMEOUT = 120.0  # decoding shares 2 busy cores
@@ -29,6 +40,13 @@ ENV = {
     "TRANSCRIBE_IDLE_TIMEOUT_SECONDS": "120",  # a session waits while others decode on busy cores
 }
 FRAME = 640
+#: The image's server is the container's PID 1, so orphans become its children. A child subreaper is
+#: adopted by orphans the same way, and keeps the setting across exec: the server is started so.
+AS_INIT = (
+    "import ctypes, os, sys; PR_SET_CHILD_SUBREAPER = 36; "
+    "ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'model_server', 'serve'])"
+)
 
 
 def read_pcm(name: str) -> bytes:
@@ -271,3 +289,41 @@ def test_a_killed_fork_server_is_replaced_while_sessions_go_on_on_its_workers() 
         events = [line.get("event") for line in log_lines(server)]
         assert {"fork_server_exit", "fork_server_ready", "worker_retired"} <= set(events)
         assert "fork_server_start_failed" not in events
+
+
+def test_the_server_as_the_containers_init_reaps_the_dead_fork_servers_workers() -> None:
+    port = free_port()
+    env = {"PORT": str(port), "HOST": "127.0.0.1", **ENV}
+    server = start_process([sys.executable, "-c", AS_INIT], port=port, cwd=CONTAINER_DIR, env=env)
+    try:
+        wait_for_ping(server)
+        wait_until(lambda: len(fork_server_and_workers(server)[1]) == 2, timeout=TIMEOUT, what="two workers")
+        old_fork_server, old_workers = fork_server_and_workers(server)
+        assert old_fork_server is not None
+        os.kill(old_fork_server, signal.SIGKILL)
+        # Its workers become the server's children; retired when the new fork server's workers join,
+        # they exit and are reaped (a zombie would keep its /proc entry).
+        wait_until(
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in old_workers),
+            timeout=TIMEOUT / 2,
+            what=f"the old workers {old_workers} to exit and be reaped",
+        )
+        fork_server, workers = fork_server_and_workers(server)
+        assert fork_server not in (None, old_fork_server) and len(workers) == 2
+
+        async def session() -> tuple[str, int | None]:
+            async with open_listen(listen_url(server)) as ws:
+                await send_audio(ws, read_pcm("s02.wav"))
+                return await close_stream(ws)
+
+        # No session had started, so the new workers waited to be taken over: the first one serves.
+        assert asyncio.run(session()) == ("the weather is nice today", 1000)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(TIMEOUT) == 0
+        wait_until(
+            lambda: not any(running(pid) for pid in (fork_server, *workers) if pid is not None),
+            timeout=TIMEOUT,
+            what="the new fork server and its workers to exit with the server",
+        )
+    finally:
+        server.stop()

@@ -541,11 +541,12 @@ class WorkerPool:
         if self._ready is None:
             self._ready = asyncio.get_running_loop().create_future()
             self._joined = asyncio.Event()
+            with self._lock:  # not while the fork server's keeper lets these go (_retire_unattached)
+                connected, self._connected = self._connected, []
             try:
-                for sock, slot, pid, generation in self._connected:
+                for sock, slot, pid, generation in connected:
                     reader, writer = await asyncio.open_unix_connection(sock=sock)
                     self._join(_Worker(slot, pid, generation, reader, writer))
-                self._connected = []
                 assert self._listener is not None
                 self._server = await asyncio.start_unix_server(self._on_replacement, sock=self._listener)
             except BaseException as error:
@@ -631,7 +632,7 @@ class WorkerPool:
             self._retired.remove(worker)
         # A worker whose fork server died is the server's child when the server is the container's
         # init (PID 1, as in the image): reap it. Otherwise it is someone else's, and this ends at once.
-        threading.Thread(target=_reap, args=(worker.pid,), name="transcribe-reap", daemon=True).start()
+        _reap_when_done(worker.pid)
         if self._closing:
             return
         reason = f"transcription worker {worker.slot} (pid {worker.pid}) died"
@@ -746,6 +747,7 @@ class WorkerPool:
             if self._stopping.is_set():
                 return
             self._failed_starts = 0
+            self._retire_unattached()
             log.info(
                 "transcription fork server ready again; its workers take over",
                 extra={
@@ -771,6 +773,15 @@ class WorkerPool:
                 return f"could not be started: {error}"
         return self._await_ready(self._fork_server, ready, START_TIMEOUT_SECONDS)
 
+    def _retire_unattached(self) -> None:
+        """Before the event loop's first use the old workers have no streams: let them go at once (the
+        new ones wait in the listener's backlog for it)."""
+        with self._lock:
+            connected, self._connected = self._connected, []
+        for sock, _, pid, _ in connected:
+            sock.close()
+            _reap_when_done(pid)
+
     def _pause(self) -> float:
         """Seconds before the next start: at most one a ``RESTART_BACKOFF_SECONDS``, doubling per failure."""
         backoff = 0.0
@@ -781,6 +792,11 @@ class WorkerPool:
         return max(backoff, self._started_at + RESTART_BACKOFF_SECONDS - time.monotonic())
 
 
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
+def _reap_when_done(pid: int) -> None:
+    """Reap ``pid`` once it exits if it is this process's child, from a thread (returns at once)."""
+
+    def reap() -> None:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+    threading.Thread(target=reap, name="transcribe-reap", daemon=True).start()
