@@ -313,7 +313,7 @@ def test_a_fork_server_that_cannot_start_again_makes_the_pool_unhealthy_until_a_
         (failed,) = events("fork_server_start_failed")
         assert failed.fields == {  # type: ignore[attr-defined]
             "event": "fork_server_start_failed",
-            "reason": "exited with exit code 3 while loading",
+            "reason": "died while loading (exit code 3)",
             "failures": 1,
             "retry_in_s": pytest.approx(workers_module.RESTART_BACKOFF_SECONDS, abs=0.05),
         }

@@ -307,7 +307,7 @@ def fork_server_main(argv: list[str]) -> int:
 # --- The server side: asyncio, in the server's process. ---
 
 
-@dataclass
+@dataclass(eq=False)  # one per connection: compared and hashed by identity
 class _Worker:
     slot: int
     pid: int
@@ -400,7 +400,7 @@ class WorkerPool:
         # Accepted in start(): (sock, slot, pid, generation).
         self._connected: list[tuple[socket.socket, int, int, int]] = []
         self._workers: dict[int, _Worker] = {}  # slot -> worker
-        self._retired: list[_Worker] = []  # still finishing their streams
+        self._retired: set[_Worker] = set()  # still finishing their streams
         self._ids = itertools.count(1)
         self._ready: asyncio.Future[None] | None = None
         self._joined: asyncio.Event | None = None
@@ -611,7 +611,7 @@ class WorkerPool:
     def _retire(self, worker: _Worker) -> None:
         """A worker whose fork server has died makes way for the new one's, once its streams end."""
         worker.retired = True
-        self._retired.append(worker)
+        self._retired.add(worker)
         log.info(
             "transcription worker of an earlier fork server retired; it exits after its sessions",
             extra={
@@ -628,8 +628,7 @@ class WorkerPool:
     def _lost(self, worker: _Worker) -> None:
         worker.alive = False
         worker.writer.close()
-        if worker.retired:
-            self._retired.remove(worker)
+        self._retired.discard(worker)
         # A worker whose fork server died is the server's child when the server is the container's
         # init (PID 1, as in the image): reap it. Otherwise it is someone else's, and this ends at once.
         _reap_when_done(worker.pid)
@@ -707,7 +706,7 @@ class WorkerPool:
             process.wait()
             return f"was not ready within {timeout:g} s (killed)"
         # End of file without READY: the fork server (and every worker it forked) closed the pipe.
-        return f"exited with {_describe_exit(process.wait())} while loading"
+        return f"died while loading ({_describe_exit(process.wait())})"
 
     def _supervise(self) -> None:
         """Wait for the fork server to exit; start another until one is ready, pausing longer each time."""
