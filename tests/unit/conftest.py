@@ -55,6 +55,13 @@ SLOW_FILES: Final = (
     "test_smoke_test.py",
 )
 
+# Files that run on the same worker as another file, for what a process loads or builds once: cfn-lint
+# and its rules (test_model_package.py lints the region rule), and the smoke-test and canary variants.
+SAME_WORKER_AS: Final = {
+    "test_model_package.py": "test_cfn_lint.py",
+    "test_canary.py": "test_smoke_test.py",
+}
+
 _STACKS: dict[str, EndpointStack] = {}
 _TEMPLATES: dict[str, Template] = {}
 
@@ -79,6 +86,26 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     if config.option.dist == "no":
         config.option.dist = "loadfile"
         config.option.loadscopereorder = False  # files go out in collection order (SLOW_FILES first)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # optional: xdist may not be installed
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """The loadfile distribution set up above, with the files of ``SAME_WORKER_AS`` on one worker."""
+    if config.option.dist != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    here = Path(__file__).parent
+
+    class Scheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            path = Path(scope)
+            if path.name in SAME_WORKER_AS and (config.rootpath / path).parent == here:
+                return str(path.with_name(SAME_WORKER_AS[path.name]))
+            return scope
+
+    return Scheduling(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
