@@ -731,21 +731,21 @@ class WorkerPool:
             while (failure := self._restart()) is not None:
                 if self._stopping.is_set():
                     return
-                self._failed_starts += 1
+                failures = self._failed_starts + 1
                 log.error(
                     "transcription fork server failed to start; /ping reports unhealthy until one starts",
                     extra={
                         "fields": {
                             "event": "fork_server_start_failed",
                             "reason": failure,
-                            "failures": self._failed_starts,
-                            "retry_in_s": round(self._pause(), 3),
+                            "failures": failures,
+                            "retry_in_s": round(self._pause(failures), 3),
                         }
                     },
                 )
+                self._failed_starts = failures  # unhealthy, after the line above (a test waits on this)
             if self._stopping.is_set():
                 return
-            self._failed_starts = 0
             self._retire_unattached()
             log.info(
                 "transcription fork server ready again; its workers take over",
@@ -758,10 +758,11 @@ class WorkerPool:
                     }
                 },
             )
+            self._failed_starts = 0  # healthy again, after the line above (a test waits on this)
 
     def _restart(self) -> str | None:
         """Start a new fork server after the pause; None once it is ready, else why it is not."""
-        if self._stopping.wait(self._pause()):
+        if self._stopping.wait(self._pause(self._failed_starts)):
             return "the pool is closing"
         with self._lock:
             if self._stopping.is_set():
@@ -781,13 +782,11 @@ class WorkerPool:
             sock.close()
             _reap_when_done(pid)
 
-    def _pause(self) -> float:
+    def _pause(self, failures: int) -> float:
         """Seconds before the next start: at most one a ``RESTART_BACKOFF_SECONDS``, doubling per failure."""
         backoff = 0.0
-        if self._failed_starts:
-            backoff = min(
-                MAX_RESTART_BACKOFF_SECONDS, RESTART_BACKOFF_SECONDS * 2 ** (self._failed_starts - 1)
-            )
+        if failures:
+            backoff = min(MAX_RESTART_BACKOFF_SECONDS, RESTART_BACKOFF_SECONDS * 2 ** (failures - 1))
         return max(backoff, self._started_at + RESTART_BACKOFF_SECONDS - time.monotonic())
 
 
