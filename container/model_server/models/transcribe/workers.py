@@ -10,9 +10,10 @@ If the fork server itself dies (an OOM kill, a crash), a thread of the server th
 at once and starts another, which loads the model again and forks a new generation of workers. The
 workers of the dead one are not anyone's to replace any more and hold the old copy of the model, so
 each is retired when its slot's new worker joins: it takes no new streams, finishes the ones it has,
-and exits when the server closes its socket after the last one. A fork server that dies before it is
-ready is restarted after a growing pause, and ``/ping`` reports the model unhealthy until one starts,
-so that SageMaker replaces the instance rather than leave it short of workers.
+and exits when the server closes its socket after the last one (the server, the container's PID 1,
+inherits them and reaps them). A fork server that dies before it is ready is restarted after a
+growing pause, and ``/ping`` reports the model unhealthy until one starts, so that SageMaker replaces
+the instance rather than leave it short of workers.
 
 The server talks to each worker over its own Unix socket, a request per call (open a stream, decode
 a slice of audio, finalize, close), answered in order. The socket is in a 0700 directory, so only this
