@@ -9,7 +9,7 @@ The apps built here skip the CDK's built-in CloudFormation validation: without t
 ``@aws-cdk/core:validateAgainstDefaultRules`` flag of cdk.json it only warns, so no test here could
 fail on it, yet its engine costs several CPU seconds to start in every process and more per synth.
 The app's own synth still runs it as an error gate (``test_app.py``, ``make synth``), and cfn-lint
-checks the template variants (``test_cfn_lint.py``).
+checks the template variants (``test_cfn_lint.py``). They write no ``tree.json`` either.
 """
 
 from __future__ import annotations
@@ -118,14 +118,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="package", autouse=True)
-def _apps_skip_builtin_validation() -> Iterator[None]:
-    """Every ``cdk.App`` made by these tests defaults to ``builtin_cloud_formation_validation=False``."""
+def _apps_skip_builtin_validation_and_tree() -> Iterator[None]:
+    """Every ``cdk.App`` made by these tests defaults to ``builtin_cloud_formation_validation=False`` and
+    ``tree_metadata=False``: no test reads ``tree.json`` (the construct tree for the console; the
+    templates, asset manifests and validation reports do not change), and writing it took about 40% of
+    each synth's CPU.
+    """
     import aws_cdk as cdk
 
     app_init = cdk.App.__init__
 
     def init(self: App, **props: Any) -> None:
         props.setdefault("builtin_cloud_formation_validation", False)
+        props.setdefault("tree_metadata", False)
         app_init(self, **props)
 
     with pytest.MonkeyPatch.context() as patch:

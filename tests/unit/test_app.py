@@ -89,7 +89,8 @@ def test_app_synthesizes_offline_without_credentials_and_passes_cdk_nag(
     app = cdk.App(
         context={**cdk_json_context(), "aws:cdk:bundling-stacks": []},
         outdir=str(tmp_path),
-        builtin_cloud_formation_validation=True,  # the test apps default it off (conftest.py)
+        builtin_cloud_formation_validation=True,  # the test apps default both off (conftest.py)
+        tree_metadata=True,
     )
     assert main(app) == 0
     template = json.loads((tmp_path / "BidiStream.template.json").read_text())
