@@ -6,6 +6,7 @@ No sleeps as synchronisation: every wait polls with a deadline and fails with wh
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -23,13 +24,51 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTAINER_DIR = REPO_ROOT / "container"
 START_TIMEOUT = 60.0  # seconds; the speech model loads in a few seconds on 2 cores
 TEST_DRAIN_GRACE_SECONDS = 1.0
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PORT_COUNTER = Path(tempfile.gettempdir()) / "bidistream-test-ports"
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing holds right now and no other test process has been given.
+
+    The test processes run side by side (pytest-xdist workers, several checkouts on one machine) and a
+    port is taken only when the started server binds it, so a port the kernel picks for ``bind(0)``
+    could go to two servers, or be picked for a client socket in between. These ports come from below
+    the kernel's ephemeral range instead (it never picks them), handed out in turn through a counter
+    file that every test process locks.
+    """
+    ports = _assigned_ports()
+    with open(PORT_COUNTER, "a+", encoding="ascii") as counter:
+        fcntl.flock(counter, fcntl.LOCK_EX)  # released when the file closes
+        counter.seek(0)
+        text = counter.read().strip()
+        last = int(text) - ports.start if text.isdigit() else -1
+        for step in range(1, len(ports) + 1):
+            port = ports.start + (last + step) % len(ports)
+            if _unbound(port):
+                counter.seek(0)
+                counter.truncate()
+                counter.write(str(port))
+                return port
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 in {ports.start}-{ports.stop - 1}")
+
+
+def _assigned_ports() -> range:
+    """The ports ``free_port`` hands out: from 10000 to the ephemeral range's start (30000 at most)."""
+    try:
+        ephemeral_start = int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_start = 49152  # IANA's dynamic range, which macOS and Windows use
+    return range(10000, max(11000, min(ephemeral_start, 30000)))
+
+
+def _unbound(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.02) -> None:
