@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -50,6 +52,17 @@ def test_sentence_gives_interims_then_one_final_with_timed_words(stream: StreamR
     assert starts == sorted(starts)
     assert final.start <= final.words[0].start and final.words[-1].end <= final.start + final.duration + 0.011
     assert 0.0 < final.confidence <= 1.0
+
+
+def test_first_interim_comes_as_soon_as_it_has_words_then_at_the_interval(stream: StreamRecognizer) -> None:
+    # 20 ms frames, as a live client sends them: the first interim must not wait for a whole interval.
+    results = run(stream, read_pcm(SPEECH / "s04.wav"), chunk_bytes=640)
+    interims = [result for result in results if not result.is_final]
+    assert interims and interims[0].words
+    # Speech starts once the segmenter's start window (0.3 s) is voiced: words within 0.1 s after it.
+    assert interims[0].duration <= 0.4, [result.duration for result in interims]
+    gaps = [later.duration - earlier.duration for earlier, later in itertools.pairwise(interims)]
+    assert all(gap >= recognizer_module.INTERIM_INTERVAL_SECONDS - 1e-9 for gap in gaps), gaps
 
 
 def test_how_audio_is_cut_into_frames_does_not_change_the_result(pool: DecoderPool) -> None:
@@ -118,6 +131,45 @@ def test_a_long_first_utterance_gets_its_second_pass_while_it_goes_on(
     (final,) = finals(run(stream, read_pcm(SPEECH / "s04.wav")))
     assert final.text == "turn on the lights in the kitchen"
     assert final.words[0].start == pytest.approx(final.start, abs=0.5)
+
+
+class CountingDecoder:
+    """A decoder that counts the bytes of audio it is given to decode."""
+
+    def __init__(self, decoder: Any) -> None:
+        self._decoder = decoder
+        self.decoded = 0
+
+    def process_raw(self, data: bytes, no_search: bool, full_utt: bool) -> Any:
+        self.decoded += len(data)
+        return self._decoder.process_raw(data, no_search, full_utt)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._decoder, name)
+
+
+def test_a_first_utterance_over_a_second_long_is_not_decoded_again_when_it_ends(pool: DecoderPool) -> None:
+    decoder = pool.acquire()
+    counting = CountingDecoder(decoder)
+    stream = StreamRecognizer(counting, interim_results=False, endpointing_ms=None)  # ends at CloseStream
+    speech_only = read_pcm(SPEECH / "s04.wav")[:-32000]  # without the clip's trailing second of silence
+    for offset in range(0, len(speech_only), 640):
+        assert stream.accept(speech_only[offset : offset + 640]) == []
+    counting.decoded = 0
+    (final,) = stream.finalize(from_finalize=False, closing=True)
+    pool.release(decoder)
+    assert final.text == "turn on the lights in the kitchen"
+    # Only what had not filled a segmenter frame yet: the second pass ran while the speech went on.
+    assert counting.decoded < 960, counting.decoded
+
+
+def test_the_second_pass_weighs_the_prior_as_fewer_frames_than_pocketsphinx() -> None:
+    # 100 frames of mean 60 after a prior of 40: pocketsphinx's blend (prior as 500 frames) is 43.33;
+    # as SECOND_PASS_PRIOR_FRAMES (100) frames of prior, the same frames give 50.
+    blended = (500 * 40.0 + 100 * 60.0) / 600
+    reweighted = recognizer_module._reweighted_mean([40.0, 0.0], [blended, 0.0], 100)
+    expected = [(100 * 40 + 100 * 60) / 200, 0.0]
+    assert [float(value) for value in reweighted.split(",")] == pytest.approx(expected)
 
 
 def test_a_reused_decoder_starts_from_the_initial_cepstral_mean(pool: DecoderPool) -> None:

@@ -10,6 +10,12 @@ prior can be far from this microphone's level, and the first utterance comes out
 error rate 0.36 instead of 0.12 on our test set). So the first utterance is decoded again with the
 mean the first pass measured, when it ends or once it is ``SECOND_PASS_AFTER_SECONDS`` long (then the
 rest of it is decoded live with the adapted mean). Later utterances start from that mean.
+
+pocketsphinx weighs its prior as ``POCKETSPHINX_PRIOR_FRAMES`` frames of speech, so after one second
+(100 frames) its mean has moved only a sixth of the way to this stream's. The second pass weighs the
+prior as ``SECOND_PASS_PRIOR_FRAMES`` frames instead, which lets it run after one second of speech
+rather than five: the re-decoding is shorter and is done long before a typical utterance ends, so a
+final result does not wait for it.
 """
 
 from __future__ import annotations
@@ -23,14 +29,20 @@ from model_server.models.transcribe.segmenter import SegmentStep, SpeechSegmente
 
 #: pocketsphinx computes 100 feature frames per second of audio.
 DECODER_FRAMES_PER_SECOND = 100
-#: Audio between two interim results of one utterance (only sent when the words changed).
+#: Audio between two interim results of one utterance (only sent when the words changed). Until an
+#: utterance's first interim with words, every call looks for one: a voice agent waits on it.
 INTERIM_INTERVAL_SECONDS = 0.5
 #: An utterance this long is finalized (is_final without speech_final) and decoding goes on in a new
 #: one, so a speaker who never pauses still gets final results and the decoder's lattice stays small.
 MAX_UTTERANCE_SECONDS = 20.0
 #: A first utterance this long is decoded again without waiting for its end: that much speech gives a
 #: good mean, and it bounds the work of the second pass (it runs on the thread all sessions share).
-SECOND_PASS_AFTER_SECONDS = 5.0
+SECOND_PASS_AFTER_SECONDS = 1.0
+#: The weight (in frames) of the prior in pocketsphinx's live cepstral mean (``CMN_WIN`` in its cmn.c;
+#: measured: after 93 counted frames the mean is 0.843 of the way from any prior to the same value).
+POCKETSPHINX_PRIOR_FRAMES = 500
+#: The weight the second pass gives the prior instead (chosen on tests/data/eval, see the README).
+SECOND_PASS_PRIOR_FRAMES = 100
 #: Fillers in the decoder's segmentation that are not words: <s>, </s>, <sil>, [NOISE], [SPEECH].
 NOT_A_WORD = re.compile(r"^(<.*>|\[.*\]|\+\+.*\+\+)$")
 ALTERNATE_PRONUNCIATION = re.compile(r"\(\d+\)$")
@@ -197,9 +209,14 @@ class StreamRecognizer:
                 self._second_pass()
 
     def _second_pass(self) -> None:
-        """End the utterance (which updates the cepstral mean), then decode its audio again from the start."""
+        """End the utterance, set the cepstral mean it measured, then decode its audio again."""
         audio, self._first_utterance_audio = self._first_utterance_audio or [], None
+        prior = _cepstrum(self._decoder.get_cmn())
+        frames = self._decoder.n_frames()
+        blended = _cepstrum(self._decoder.get_cmn(True))  # pocketsphinx's own blend with the prior
         self._decoder.end_utt()
+        if frames > 0:
+            self._decoder.set_cmn(_reweighted_mean(prior, blended, frames))
         self._decoder.start_utt()
         for pcm in audio:  # in the pieces it came in, so no one call holds the GIL for long
             self._decoder.process_raw(pcm, False, False)
@@ -227,7 +244,8 @@ class StreamRecognizer:
     def _interim(self) -> Transcript | None:
         if not (self._interim_results and self._in_utterance):
             return None
-        if self._utterance_samples - self._samples_at_interim < INTERIM_INTERVAL_SECONDS * SAMPLE_RATE:
+        since_last = self._utterance_samples - self._samples_at_interim
+        if self._interim_sent and since_last < INTERIM_INTERVAL_SECONDS * SAMPLE_RATE:
             return None
         self._samples_at_interim = self._utterance_samples
         words = self._words(final=False)
@@ -250,7 +268,7 @@ class StreamRecognizer:
         """The current best path as words; posteriors exist only once the utterance has ended."""
         start = self._utterance_start / SAMPLE_RATE
         words = []
-        for segment in self._decoder.seg():
+        for segment in self._decoder.seg() or ():  # None before the search has a hypothesis
             if NOT_A_WORD.match(segment.word):
                 continue
             words.append(
@@ -262,3 +280,20 @@ class StreamRecognizer:
                 )
             )
         return tuple(words)
+
+
+def _cepstrum(text: str) -> list[float]:
+    return [float(value) for value in text.split(",")]
+
+
+def _reweighted_mean(prior: list[float], blended: list[float], frames: int) -> str:
+    """The mean of ``frames`` frames blended with ``prior`` as ``SECOND_PASS_PRIOR_FRAMES`` frames, from
+    pocketsphinx's blend of the same frames with the prior as ``POCKETSPHINX_PRIOR_FRAMES`` frames."""
+    own, weight = POCKETSPHINX_PRIOR_FRAMES, SECOND_PASS_PRIOR_FRAMES
+    means = [
+        ((own + frames) * mixed - own * start) / frames for start, mixed in zip(prior, blended, strict=True)
+    ]
+    return ",".join(
+        f"{(weight * start + frames * mean) / (weight + frames):.6g}"
+        for start, mean in zip(prior, means, strict=True)
+    )
