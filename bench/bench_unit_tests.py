@@ -8,7 +8,9 @@ In one run, so load on the machine hits every figure alike:
 * ``pytest tests/unit``: wall time and test count, with the options ``pyproject.toml`` gives pytest;
 
 and the two ratios against their targets (unit tests <= 3x one empty-app synth, full app <= 1.3x).
-The synths alternate (empty, full, empty, ...) so drift hits both equally.
+The synths alternate (empty, full, empty, ...) so drift hits both equally. Each figure also has the CPU
+time (user + sys) of its whole process tree: on a machine other work keeps busy, wall times mostly
+measure the load, and CPU seconds compare better across runs.
 
     .venv/bin/python bench/bench_unit_tests.py [--runs 3]
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -53,8 +56,15 @@ def empty_app(directory: Path) -> Path:
     return directory
 
 
-def synth_seconds(project: Path, outdir: Path) -> float:
-    """Wall time of one `cdk synth -q` of ``project`` into ``outdir``; raises if it fails."""
+def children_cpu() -> float:
+    """CPU seconds (user + sys) of every finished child process so far, and of their children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def synth_seconds(project: Path, outdir: Path) -> tuple[float, float]:
+    """Wall and CPU time of one `cdk synth -q` of ``project`` into ``outdir``; raises if it fails."""
+    cpu_before = children_cpu()
     started = time.perf_counter()
     result = subprocess.run(
         [str(CDK), "synth", "-q", "-o", str(outdir)],
@@ -67,11 +77,12 @@ def synth_seconds(project: Path, outdir: Path) -> float:
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"cdk synth in {project} failed:\n{result.stderr}")
-    return elapsed
+    return elapsed, children_cpu() - cpu_before
 
 
-def unit_tests() -> tuple[float, str, bool]:
-    """Wall time, pytest's summary line and whether every test passed, for `pytest tests/unit`."""
+def unit_tests() -> tuple[float, float, str, bool]:
+    """Wall and CPU time, pytest's summary line and whether every test passed, for `pytest tests/unit`."""
+    cpu_before = children_cpu()
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/unit", "-q", "-p", "no:cacheprovider"],
@@ -82,11 +93,12 @@ def unit_tests() -> tuple[float, str, bool]:
         check=False,
     )
     elapsed = time.perf_counter() - started
+    cpu = children_cpu() - cpu_before
     lines = result.stdout.strip().splitlines()
     summary = lines[-1].strip("= ") if lines else result.stderr.strip()[-500:]
     if result.returncode != 0:
         print(result.stdout[-4000:], result.stderr[-2000:], sep="\n", file=sys.stderr)
-    return elapsed, summary, result.returncode == 0
+    return elapsed, cpu, summary, result.returncode == 0
 
 
 def main() -> int:
@@ -104,26 +116,31 @@ def main() -> int:
         # Warm-up: fills both output folders (and builds the smoke-test Lambda bundle once).
         synth_seconds(project, empty_out)
         synth_seconds(REPO_ROOT, full_out)
-        empty: list[float] = []
-        full: list[float] = []
+        empty: list[tuple[float, float]] = []
+        full: list[tuple[float, float]] = []
         for _ in range(args.runs):
             empty.append(synth_seconds(project, empty_out))
             full.append(synth_seconds(REPO_ROOT, full_out))
-        tests_seconds, tests_summary, tests_ok = unit_tests()
+        tests_seconds, tests_cpu, tests_summary, tests_ok = unit_tests()
 
-    empty_median, full_median = statistics.median(empty), statistics.median(full)
+    empty_median, full_median = (statistics.median(wall for wall, _ in runs) for runs in (empty, full))
+    empty_cpu, full_cpu = (statistics.median(cpu for _, cpu in runs) for runs in (empty, full))
     unit_ratio, full_ratio = tests_seconds / empty_median, full_median / empty_median
     print(f"load average (1 min) at start {load_before:.2f}, at end {os.getloadavg()[0]:.2f}")
     print(f"empty-app synth (cdk synth -q, warm): median {empty_median:.2f} s  runs {_runs(empty)}")
     print(f"full-app synth  (cdk synth -q, warm): median {full_median:.2f} s  runs {_runs(full)}")
-    print(f"pytest tests/unit: {tests_seconds:.1f} s ({tests_summary})")
+    print(f"pytest tests/unit: {tests_seconds:.1f} s, {tests_cpu:.1f} CPU s ({tests_summary})")
     print(f"unit tests / empty synth: {_verdict(unit_ratio, UNIT_TESTS_TARGET)}")
     print(f"full synth / empty synth: {_verdict(full_ratio, FULL_SYNTH_TARGET)}")
+    print(
+        f"in CPU seconds (medians): empty synth {empty_cpu:.2f}, full synth {full_cpu:.2f} "
+        f"({full_cpu / empty_cpu:.2f}x), unit tests {tests_cpu:.1f} ({tests_cpu / empty_cpu:.2f}x)"
+    )
     return 0 if tests_ok else 1
 
 
-def _runs(values: list[float]) -> str:
-    return " / ".join(f"{value:.2f}" for value in values)
+def _runs(values: list[tuple[float, float]]) -> str:
+    return " / ".join(f"{wall:.2f} ({cpu:.2f} CPU)" for wall, cpu in values)
 
 
 def _verdict(ratio: float, target: float) -> str:
