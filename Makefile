@@ -20,7 +20,15 @@ export CDK_DISABLE_VERSION_CHECK := 1
 
 PY_SOURCES := app.py stacks bidistream container/model_server tests bench .github/scripts
 
-.PHONY: help setup local test lint serve synth deploy diff destroy bench clean
+.PHONY: help setup local test lint serve synth deploy diff destroy bench clean test-unit test-others
+
+# setup and test run their independent steps at the same time (pip's cache is safe to share); each
+# step's output is printed in one piece when it ends, and the first step that fails fails the build.
+PARALLEL := $(MAKE) --no-print-directory --jobs=4 --output-sync=target
+# pip leaves the .pyc files to the first import: compiling every module of every installed package
+# (aws-cdk-lib is 176 MB of Python) was over half of setup's CPU time, most of it for modules that no
+# check imports.
+PIP_INSTALL := -m pip install --quiet --disable-pip-version-check --no-compile
 
 help:
 	@echo "make local    set up, synthesize the stacks, then run the endpoint locally and stream through it"
@@ -31,14 +39,17 @@ help:
 
 LAMBDA_WHEELS := .cache/lambda-wheels
 
-setup: $(VENV)/.installed node_modules/.installed $(LAMBDA_WHEELS)/.downloaded .venv-deepgram/.installed \
-	.venv-pipecat/.installed
+SETUP_STEPS := $(VENV)/.installed node_modules/.installed $(LAMBDA_WHEELS)/.downloaded \
+	.venv-deepgram/.installed .venv-pipecat/.installed
+
+setup:
+	@$(PARALLEL) $(SETUP_STEPS)
 
 $(VENV)/.installed: requirements.txt requirements-client.txt requirements-dev.txt container/requirements.txt constraints.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.12 is required: install it (pyenv install 3.12) or pass PYTHON=/path/to/python3.12"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) $(PIP_INSTALL) -r requirements-dev.txt -c constraints.txt
+	$(PY) $(PIP_INSTALL) --no-deps --no-build-isolation -e .
 	@touch $@
 
 # Deepgram's SDK and SageMaker transport pin an older aws-sdk-sagemaker-runtime-http2 than ours, so
@@ -46,7 +57,7 @@ $(VENV)/.installed: requirements.txt requirements-client.txt requirements-dev.tx
 .venv-deepgram/.installed: clients/deepgram/requirements.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.12 is required: install it (pyenv install 3.12) or pass PYTHON=/path/to/python3.12"; exit 1; }
 	$(PYTHON) -m venv .venv-deepgram
-	.venv-deepgram/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r clients/deepgram/requirements.txt
+	.venv-deepgram/bin/python $(PIP_INSTALL) --no-deps -r clients/deepgram/requirements.txt
 	@touch $@
 
 # Pipecat (pipecat-ai[sagemaker,deepgram]) pins an even older aws-sdk-sagemaker-runtime-http2 (< 0.10):
@@ -54,7 +65,7 @@ $(VENV)/.installed: requirements.txt requirements-client.txt requirements-dev.tx
 .venv-pipecat/.installed: clients/pipecat/requirements.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.12 is required: install it (pyenv install 3.12) or pass PYTHON=/path/to/python3.12"; exit 1; }
 	$(PYTHON) -m venv .venv-pipecat
-	.venv-pipecat/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r clients/pipecat/requirements.txt
+	.venv-pipecat/bin/python $(PIP_INSTALL) --no-deps -r clients/pipecat/requirements.txt
 	.venv-pipecat/bin/python -m pip check --disable-pip-version-check
 	@touch $@
 
@@ -73,13 +84,21 @@ $(LAMBDA_WHEELS)/.downloaded: stacks/smoke_test/runtime/requirements.txt $(VENV)
 local: setup synth
 	$(PY) -m bidistream local
 
-# The template tests run on every core (pytest-xdist, see tests/unit/conftest.py); the rest of the suite
-# runs in one process, since the container and speech tests time real servers on this machine's cores.
-test: setup lint synth
-	$(PY) -m pytest tests/unit
-	$(PY) -m pytest --ignore=tests/unit
+# lint, synth and the template tests (tests/unit, on every core: see tests/unit/conftest.py) use the CPU
+# and run at the same time. The other tests mostly wait on the processes and audio they stream: they run
+# after those, on more workers than cores, the speech-decoding files in two lanes (tests/support/lanes.py).
+TEST_WORKERS ?= 4
 
-lint: setup
+test:
+	@$(PARALLEL) lint synth test-others
+
+test-unit: $(VENV)/.installed node_modules/.installed $(LAMBDA_WHEELS)/.downloaded
+	$(PY) -m pytest tests/unit
+
+test-others: $(SETUP_STEPS) test-unit
+	$(PY) -m pytest --ignore=tests/unit --numprocesses=$(TEST_WORKERS) -p tests.support.lanes
+
+lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(VENV)/bin/mypy app.py stacks bidistream container/model_server .github/scripts
@@ -88,7 +107,7 @@ lint: setup
 serve: setup
 	cd container && PORT=$(PORT) ../$(PY) -m model_server serve
 
-synth: setup
+synth: $(VENV)/.installed node_modules/.installed $(LAMBDA_WHEELS)/.downloaded
 	$(CDK) synth --quiet $(ARGS)
 	@$(PY) -m stacks.summary cdk.out
 
