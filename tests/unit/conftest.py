@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
+#: The context the CLI passes from cdk.json: the app's feature flags and default settings.
+CDK_JSON_CONTEXT: Final[dict[str, Any]] = json.loads(
+    (Path(__file__).resolve().parents[2] / "cdk.json").read_text(encoding="utf-8")
+)["context"]
 PACKAGE_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/deepgram-nova-3-example/1"
 KMS_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
@@ -158,7 +162,9 @@ def build_stack(
     from stacks.settings import Settings
 
     settings = Settings.from_context(dict(context or {}))
-    app = cdk.App(context={**NO_BUNDLING, **(app_context or {})})
+    # cdk.json's context too: its feature flags change the template (literal partitions in ARNs, IAM
+    # policy minimizing, ...), so the tests check what `cdk synth` and `cdk deploy` produce.
+    app = cdk.App(context={**CDK_JSON_CONTEXT, **NO_BUNDLING, **(app_context or {})})
     return EndpointStack(
         app,
         settings.stack_name,
