@@ -1,15 +1,16 @@
 """Build the real stack in-process for template tests: no AWS credentials, no Docker, no network.
 
-Bundling is skipped (``aws:cdk:bundling-stacks: []``), the account and region are given explicitly,
-and jsii starts once per test process. ``shared_stack`` builds each distinct set of settings once per
+The apps get cdk.json's context (its feature flags shape the template) with bundling skipped
+(``aws:cdk:bundling-stacks: []``), the account and region are given explicitly, and jsii starts once
+per test process. ``shared_stack`` builds each distinct set of settings once per
 test process for the tests that only read a stack; ``template_of`` synthesizes it once and hands every
 caller the same read-only ``Template`` (its queries return fresh copies), ``assembly_of`` its folder.
 
-The apps built here skip the CDK's built-in CloudFormation validation: without the
-``@aws-cdk/core:validateAgainstDefaultRules`` flag of cdk.json it only warns, so no test here could
-fail on it, yet its engine costs several CPU seconds to start in every process and more per synth.
-The app's own synth still runs it as an error gate (``test_app.py``, ``make synth``), and cfn-lint
-checks the template variants (``test_cfn_lint.py``). They write no ``tree.json`` either.
+The apps built here skip the CDK's built-in CloudFormation validation: its engine costs several CPU
+seconds to start in every process and more per synth, and one validated synth of the app is enough:
+``test_app.py`` runs it as the CLI does (an error gate through cdk.json's
+``@aws-cdk/core:validateAgainstDefaultRules``), as does ``make synth``, and cfn-lint checks the
+template variants (``test_cfn_lint.py``). They write no ``tree.json`` either.
 """
 
 from __future__ import annotations
