@@ -6,8 +6,9 @@ Prints, for the generated speech clips in tests/data/speech:
 2. decoder memory per session (RSS growth per decoder), shared language model vs pocketsphinx's default;
    then the server's memory (PSS of the server, its fork server and workers) idle, with the first
    session and per extra session (sessions that have decoded a sentence and stay open);
-3. latency at real time, one stream: from the first sample of speech to the first interim result, and
-   from CloseStream (sent right after the last word, no trailing silence) to the final result;
+3. latency at real time, one stream: from the first sample of speech (the voice's onset in the clip) to the
+   first interim result, and from CloseStream (sent right after the last word, no trailing silence) to the
+   final result;
 4. the CPU one stream costs per second of audio (in the server process, and in all its processes,
    workers included), then how many concurrent real-time streams the server sustains with one worker
    and with the default (one per CPU): N sessions each sending audio at real time in 20 ms frames; a
@@ -24,6 +25,7 @@ Usage: .venv/bin/python bench/bench_transcribe.py   (about 5 min on 2 cores)
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import json
 import os
@@ -49,7 +51,6 @@ SPEECH = REPO / "tests" / "data" / "speech"
 SAMPLE_RATE = 16000
 BYTES_PER_SECOND = SAMPLE_RATE * 2
 FRAME_SECONDS = 0.02  # what a live client sends per frame
-LEAD_SILENCE_SECONDS = 0.5  # the clips start with this much silence (tests/data/make_speech.sh)
 TAIL_SILENCE_SECONDS = 1.0
 SUSTAIN_LAG_SECONDS = 1.0
 MAX_STREAMS = 64  # the capacity search stops here
@@ -152,13 +153,21 @@ async def play(url: str, pcm: bytes) -> tuple[float, float | None, float | None,
     )
 
 
+def speech_onset(pcm: bytes) -> float:
+    """Seconds into a clip of its first sample louder than 2% of its peak: where the voice starts (espeak
+    begins some clips with up to 55 ms of its own silence after the 0.5 s the clips are padded with)."""
+    samples = array.array("h", pcm)
+    threshold = 0.02 * max(abs(sample) for sample in samples)
+    return next(index for index, sample in enumerate(samples) if abs(sample) > threshold) / SAMPLE_RATE
+
+
 async def bench_latency(url: str, data: list[tuple[bytes, str]]) -> None:
     to_interim, to_final = [], []
     for pcm, _ in data:  # every clip, one stream at a time
         speech_only = pcm[: len(pcm) - int(TAIL_SILENCE_SECONDS * BYTES_PER_SECOND)]
         audio_end, first_interim, last_final, _ = await play(url + "&interim_results=true", speech_only)
         if first_interim is not None:
-            to_interim.append(first_interim - LEAD_SILENCE_SECONDS)
+            to_interim.append(first_interim - speech_onset(pcm))
         if last_final is not None:
             to_final.append(last_final - audio_end)
     print(
