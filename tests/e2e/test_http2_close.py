@@ -278,6 +278,9 @@ def test_a_client_goaway_with_an_error_code_still_ends_the_connection_at_once(
 
 SESSIONS = 100
 CLOSE_STREAM = b'{"type":"CloseStream"}'
+#: What a session saw when closing its input did not return within WAIT: smithy-core's body writer
+#: waits forever on a CRT writer that died (the other face of the bug the twin below shows).
+INPUT_CLOSE_HUNG = "input close hung"
 
 
 async def close_after_close_stream(client: AsyncSageMakerRuntimeHTTP2Client) -> list[str]:
@@ -304,15 +307,19 @@ async def close_after_close_stream(client: AsyncSageMakerRuntimeHTTP2Client) -> 
             break
         assert isinstance(event, ResponseStreamEventPayloadPart)
         seen.append(f"part {event.value.bytes_!r}")
-    await asyncio.wait_for(stream.input_stream.close(), WAIT)  # the call that used to hang
+    try:
+        await asyncio.wait_for(stream.input_stream.close(), WAIT)  # the call that used to hang
+    except TimeoutError:
+        seen.append(INPUT_CLOSE_HUNG)
     return seen
 
 
 def run_sessions(
-    uri: str, ca_file: str, credentials: dict[str, str], count: int
+    uri: str, ca_file: str, credentials: dict[str, str], count: int, *, until_broken: bool = False
 ) -> tuple[list[list[str]], list[str]]:
     """``count`` sessions in a row on one SDK client; returns what each saw and any error the CRT
-    reported on the side (a failed body write surfaces only as an unretrieved task exception)."""
+    reported on the side (a failed body write surfaces only as an unretrieved task exception).
+    ``until_broken``: stop after the first session that hung or made the CRT report an error."""
     crt_errors: list[str] = []
 
     async def run() -> list[list[str]]:
@@ -331,7 +338,12 @@ def run_sessions(
         )
         client = AsyncSageMakerRuntimeHTTP2Client(config=config)
         try:
-            return [await close_after_close_stream(client) for _ in range(count)]
+            sessions = []
+            for _ in range(count):
+                sessions.append(await close_after_close_stream(client))
+                if until_broken and (crt_errors or sessions[-1][-1] == INPUT_CLOSE_HUNG):
+                    break
+            return sessions
         finally:
             await client.close()
 
@@ -401,10 +413,15 @@ def test_twin_a_reset_right_after_the_response_breaks_the_python_sdk_body_writer
     resetting_endpoint: str, credentials: dict[str, str], tmp_path: Path
 ) -> None:
     # About one session in two shows the error (measured over 90): 30 make a miss vanishingly rare.
-    sessions, crt_errors = run_sessions(resetting_endpoint, str(tmp_path / "ca.pem"), credentials, 30)
+    # On a busy machine the broken writer shows instead as a close of the input that never returns.
+    sessions, crt_errors = run_sessions(
+        resetting_endpoint, str(tmp_path / "ca.pem"), credentials, 30, until_broken=True
+    )
 
-    assert all(seen == EXPECTED_SESSION for seen in sessions), sessions
-    assert any("AWS_ERROR_HTTP_STREAM_HAS_COMPLETED" in error for error in crt_errors), crt_errors
+    answered = (EXPECTED_SESSION, [*EXPECTED_SESSION, INPUT_CLOSE_HUNG])
+    assert all(seen in answered for seen in sessions), sessions
+    hung = sessions[-1][-1] == INPUT_CLOSE_HUNG
+    assert hung or any("AWS_ERROR_HTTP_STREAM_HAS_COMPLETED" in error for error in crt_errors), crt_errors
 
 
 @pytest.mark.parametrize(
