@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from bidistream.endpoint import api
-from bidistream.endpoint.container import Closed, ContainerSocket, UpgradeRefused
+from bidistream.endpoint.container import ABNORMAL_CLOSURE, Closed, ContainerSocket, UpgradeRefused
 from bidistream.endpoint.eventstream import (
     BadEvent,
     EventSplitter,
@@ -245,8 +245,14 @@ async def _until_done(
     logger.debug("client ended its input; closing the WebSocket")
     await socket.close(NORMAL_CLOSURE, "", limit=settings.close_timeout)
     logger.debug("WebSocket closed; forwarding what is left")
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(downstream, settings.close_timeout)
+    try:
+        closed = await asyncio.wait_for(downstream, settings.close_timeout)
+    except TimeoutError:
+        return
+    if closed.code not in (NORMAL_CLOSURE, ABNORMAL_CLOSURE):
+        # The container's own close crossed our close: its code still says how the stream ended.
+        outcome.text = f"container closed {closed.code} {closed.reason!r}"
+        await _report_close(response, closed.code, closed.reason or "the model container closed the stream")
 
 
 async def _report_close(response: ResponseChannel, code: int, reason: str) -> None:
