@@ -9,6 +9,8 @@ Routes (the path the local endpoint asks for decides the behaviour):
                and report how the request itself arrived: a text frame {"frames": [[opcode, fin, len]...]}
   /query       answer the first message with a text frame holding the request's path and query
   /close       close with the code and reason given in the query (?code=4000&reason=...) on the first message
+  /cross       echo; answer the endpoint's close with a close of the query's code and reason instead of
+               echoing its code, as when the container's own close crosses the endpoint's on the wire
   /garble      answer every message with the wrong data type (text as binary and the reverse)
   /greet       send "hello-on-open" as soon as the WebSocket is open (before any message), then echo
   /reject      refuse the upgrade with HTTP 400 and a body
@@ -30,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 
@@ -89,6 +92,16 @@ def process_request(connection: ServerConnection, request: Request) -> Response 
         original(frame)
 
     connection.protocol.recv_frame = record  # type: ignore[method-assign]
+    if path == "/cross":
+        query = parse_qs(urlsplit(request.path).query)
+        code, reason = int(query.get("code", ["4000"])[0]), query.get("reason", ["crossed"])[0]
+
+        def cross(frame: Frame) -> None:
+            if frame.opcode is Opcode.CLOSE and connection.protocol.state is State.OPEN:
+                connection.protocol.send_close(code, reason)  # ours goes first: theirs is not echoed
+            record(frame)
+
+        connection.protocol.recv_frame = cross  # type: ignore[method-assign]
     return None
 
 

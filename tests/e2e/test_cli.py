@@ -105,6 +105,20 @@ def test_container_close_exits_with_model_stream_error_and_its_code(
     )
 
 
+def test_a_container_close_that_crosses_the_end_of_input_still_reaches_the_client(
+    peer_endpoint: RunningProcess, credentials: dict[str, str]
+) -> None:
+    # The CLI ends its input after "bye"; the container answers the endpoint's close 1000 with 4001.
+    result = run_cli(
+        "invoke", *endpoint_args(peer_endpoint), "--path", "cross", "--query", "code=4001&reason=crossed",
+        "--text", "bye", env=credentials,
+    )  # fmt: skip
+
+    assert_one_line_failure(
+        result, ExitCode.MODEL_STREAM_ERROR, "ModelStreamError", "close code 4001", "crossed"
+    )
+
+
 def test_container_down_exits_with_model_error(
     down_endpoint: RunningProcess, credentials: dict[str, str]
 ) -> None:
