@@ -278,12 +278,7 @@ async def _check_transcribe(stream: BidiStream, target: StreamTarget) -> str:
     async def receive_transcripts() -> None:
         nonlocal messages
         while True:
-            try:
-                message = await _whole_message(stream)
-            except ModelStreamError as error:
-                if error.error_code != "1000":
-                    raise
-                break  # the model closed normally after CloseStream
+            message = await _message_until_closed(stream)  # the model closes after CloseStream
             if message is None:
                 break
             messages += 1
@@ -316,6 +311,16 @@ async def _whole_message(stream: BidiStream) -> Part | None:
         data += part.data
         if part.is_final:
             return Part(bytes(data), first.data_type or BINARY, None)
+
+
+async def _message_until_closed(stream: BidiStream) -> Part | None:
+    """The next whole message; None when the stream ended or the model closed it normally (1000)."""
+    try:
+        return await _whole_message(stream)
+    except ModelStreamError as error:
+        if error.error_code != "1000":
+            raise
+        return None
 
 
 def speech_bounds(text: str) -> tuple[float, float]:
@@ -367,12 +372,7 @@ async def _check_speak(stream: BidiStream, target: StreamTarget) -> str:
     # Deepgram's Close speaks what is left (nothing: all was flushed) and closes the stream normally.
     await stream.send(Part.text(CLOSE))
     while True:
-        try:
-            message = await _whole_message(stream)
-        except ModelStreamError as error:
-            if error.error_code != "1000":
-                raise
-            break
+        message = await _message_until_closed(stream)
         if message is None:
             break
         if message.data_type != UTF8:
