@@ -102,30 +102,31 @@ async def send_audio(ws: ClientConnection, pcm: bytes) -> None:
         await ws.send(pcm[offset : offset + FRAME])
 
 
-async def finalized(ws: ClientConnection) -> str:
-    """Send Finalize; the words of the results up to the one that answers it."""
-    await ws.send(json.dumps({"type": "Finalize"}))
+async def final_words(ws: ClientConnection, *, until_finalize: bool) -> str:
+    """The words of the final results up to the close, or up to the one that answers Finalize."""
     words = []
     async with asyncio.timeout(TIMEOUT):
         async for raw in ws:
             message = json.loads(raw)
             if message.get("type") == "Results" and message["is_final"]:
                 words.append(message["channel"]["alternatives"][0]["transcript"])
-                if message["from_finalize"]:
+                if until_finalize and message["from_finalize"]:
                     return " ".join(filter(None, words))
-    raise AssertionError(f"closed before the Finalize result: {ws.close_code} {ws.close_reason}")
+    if until_finalize:
+        raise AssertionError(f"closed before the Finalize result: {ws.close_code} {ws.close_reason}")
+    return " ".join(filter(None, words))
+
+
+async def finalized(ws: ClientConnection) -> str:
+    """Send Finalize; the words of the results up to the one that answers it."""
+    await ws.send(json.dumps({"type": "Finalize"}))
+    return await final_words(ws, until_finalize=True)
 
 
 async def close_stream(ws: ClientConnection) -> tuple[str, int | None]:
     """Send CloseStream; the final words and the close code."""
     await ws.send(json.dumps({"type": "CloseStream"}))
-    words = []
-    async with asyncio.timeout(TIMEOUT):
-        async for raw in ws:
-            message = json.loads(raw)
-            if message.get("type") == "Results" and message["is_final"]:
-                words.append(message["channel"]["alternatives"][0]["transcript"])
-    return " ".join(filter(None, words)), ws.close_code
+    return await final_words(ws, until_finalize=False), ws.close_code
 
 
 @pytest.fixture(scope="module")

@@ -92,30 +92,26 @@ def test_valid_utf8_on_stdin_with_multibyte_characters_is_sent(
     assert (result.returncode, result.stdout.decode()) == (ExitCode.OK, "one\nwörld\n"), result.stderr
 
 
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("close", "done"),  # the container closes with 4001 on "bye"
+        # The CLI ends its input after "bye"; the container answers the endpoint's close 1000 with 4001,
+        # as when its own close crosses the endpoint's.
+        ("cross", "crossed"),
+    ],
+    ids=["container-closes", "close-crosses-the-end-of-input"],
+)
 def test_container_close_exits_with_model_stream_error_and_its_code(
-    peer_endpoint: RunningProcess, credentials: dict[str, str]
+    peer_endpoint: RunningProcess, credentials: dict[str, str], path: str, reason: str
 ) -> None:
     result = run_cli(
-        "invoke", *endpoint_args(peer_endpoint), "--path", "close", "--query", "code=4001&reason=done",
+        "invoke", *endpoint_args(peer_endpoint), "--path", path, "--query", f"code=4001&reason={reason}",
         "--text", "bye", env=credentials,
     )  # fmt: skip
 
     assert_one_line_failure(
-        result, ExitCode.MODEL_STREAM_ERROR, "ModelStreamError", "close code 4001", "done"
-    )
-
-
-def test_a_container_close_that_crosses_the_end_of_input_still_reaches_the_client(
-    peer_endpoint: RunningProcess, credentials: dict[str, str]
-) -> None:
-    # The CLI ends its input after "bye"; the container answers the endpoint's close 1000 with 4001.
-    result = run_cli(
-        "invoke", *endpoint_args(peer_endpoint), "--path", "cross", "--query", "code=4001&reason=crossed",
-        "--text", "bye", env=credentials,
-    )  # fmt: skip
-
-    assert_one_line_failure(
-        result, ExitCode.MODEL_STREAM_ERROR, "ModelStreamError", "close code 4001", "crossed"
+        result, ExitCode.MODEL_STREAM_ERROR, "ModelStreamError", "close code 4001", reason
     )
 
 
