@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.unit.conftest import CDK_JSON_CONTEXT, NO_BUNDLING
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -29,7 +31,7 @@ def start_app(
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
         "AWS_EC2_METADATA_DISABLED": "true",
         "CDK_OUTDIR": str(outdir),
-        "CDK_CONTEXT_JSON": json.dumps({**cdk_json_context(), "aws:cdk:bundling-stacks": [], **context}),
+        "CDK_CONTEXT_JSON": json.dumps({**CDK_JSON_CONTEXT, **NO_BUNDLING, **context}),
         **(extra_env or {}),
     }
     return subprocess.Popen(
@@ -51,11 +53,6 @@ def finish_app(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[st
         process.communicate()
         raise
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-
-
-def cdk_json_context() -> dict[str, Any]:
-    context: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-    return context
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -87,7 +84,7 @@ def test_app_synthesizes_offline_without_credentials_and_passes_cdk_nag(
     for name in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
     app = cdk.App(
-        context={**cdk_json_context(), "aws:cdk:bundling-stacks": []},
+        context={**CDK_JSON_CONTEXT, **NO_BUNDLING},
         outdir=str(tmp_path),
         builtin_cloud_formation_validation=True,  # the test apps default both off (conftest.py)
         tree_metadata=True,
