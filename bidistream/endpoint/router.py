@@ -214,9 +214,7 @@ async def _until_done(
 ) -> None:
     done, _ = await asyncio.wait({upstream, downstream, watchdog}, return_when=asyncio.FIRST_COMPLETED)
     if downstream in done:
-        closed = downstream.result()
-        outcome.text = f"container closed {closed.code} {closed.reason!r}"
-        await _report_close(response, closed.code, closed.reason or "the model container closed the stream")
+        await _report_container_close(response, downstream.result(), outcome)
         return
     if watchdog in done:
         missed = watchdog.result()
@@ -251,8 +249,12 @@ async def _until_done(
         return
     if closed.code not in (NORMAL_CLOSURE, ABNORMAL_CLOSURE):
         # The container's own close crossed our close: its code still says how the stream ended.
-        outcome.text = f"container closed {closed.code} {closed.reason!r}"
-        await _report_close(response, closed.code, closed.reason or "the model container closed the stream")
+        await _report_container_close(response, closed, outcome)
+
+
+async def _report_container_close(response: ResponseChannel, closed: Closed, outcome: _Outcome) -> None:
+    outcome.text = f"container closed {closed.code} {closed.reason!r}"
+    await _report_close(response, closed.code, closed.reason or "the model container closed the stream")
 
 
 async def _report_close(response: ResponseChannel, code: int, reason: str) -> None:
