@@ -10,7 +10,8 @@ import pytest
 
 from model_server.models.transcribe import recognizer as recognizer_module
 from model_server.models.transcribe.decoder import DecoderPool
-from model_server.models.transcribe.recognizer import StreamRecognizer, Transcript
+from model_server.models.transcribe.recognizer import SpeechStart, StreamRecognizer, Transcript
+from model_server.models.transcribe.segmenter import SpeechSegmenter
 from tests.transcribe.conftest import DATA, SPEECH, read_pcm
 
 
@@ -196,3 +197,100 @@ def test_without_endpointing_only_the_flush_ends_the_utterance(pool: DecoderPool
     pool.release(decoder)
     assert final.from_finalize
     assert "kitchen" in final.text and "weather" in final.text
+
+
+@pytest.fixture(scope="module")
+def fresh_pool() -> DecoderPool:
+    """A new decoder on every acquire: results compared for equality must not depend on what a decoder
+    decoded before (a reused one keeps more of its past than the cepstral mean the pool resets)."""
+    decoder_pool = DecoderPool(max_idle=0)
+    decoder_pool.load(warm=1)
+    return decoder_pool
+
+
+def live_results(pool: DecoderPool, pcm: bytes) -> list[Transcript | SpeechStart]:
+    """Everything a live stream (20 ms frames, interim results, speech events) gets for ``pcm``."""
+    decoder = pool.acquire()
+    stream = StreamRecognizer(decoder, interim_results=True, endpointing_ms=300, vad_events=True)
+    results: list[Transcript | SpeechStart] = []
+    for offset in range(0, len(pcm), 640):
+        results += stream.accept(pcm[offset : offset + 640])
+    results += stream.finalize(from_finalize=False, closing=True)
+    stream.close()
+    pool.release(decoder)
+    return results
+
+
+def test_segmenter_predicts_the_start_with_the_frames_it_then_starts_with() -> None:
+    segmenter = SpeechSegmenter(end_window_ms=300)
+    pcm = read_pcm(SPEECH / "s04.wav")
+    frame = segmenter.frame_bytes
+    predictions = []
+    for offset in range(0, len(pcm) - frame + 1, frame):
+        step = segmenter.process(pcm[offset : offset + frame], offset // 2)
+        if step.started_at is not None:
+            break
+        predictions.append(segmenter.likely_start(recognizer_module.SPECULATE_WITHIN_FRAMES))
+    else:
+        pytest.fail("no speech start in s04.wav")
+    assert predictions[-1] == (step.started_at, step.speech[:-1])
+    # Predicted only from a few speech frames on, not all through the half second of silence before.
+    silent = len(predictions) - recognizer_module.SPECULATE_WITHIN_FRAMES
+    assert predictions[:silent] == [None] * silent
+
+
+def test_when_speech_starts_only_its_last_frame_is_left_to_decode(fresh_pool: DecoderPool) -> None:
+    counting = CountingDecoder(fresh_pool.acquire())
+    stream = StreamRecognizer(counting, interim_results=True, endpointing_ms=300, vad_events=True)
+    pcm = read_pcm(SPEECH / "s08.wav")  # its start window took 190 ms to decode at once
+    for offset in range(0, len(pcm), 640):
+        decoded_before = counting.decoded
+        results = stream.accept(pcm[offset : offset + 640])
+        if any(isinstance(result, SpeechStart) for result in results):
+            break
+    else:
+        pytest.fail("no speech start in s08.wav")
+    stream.close()
+    # The start window's other nine frames were decoded while it filled.
+    assert counting.decoded - decoded_before <= SpeechSegmenter(end_window_ms=None).frame_bytes
+    assert counting.decoded >= 10 * SpeechSegmenter(end_window_ms=None).frame_bytes
+    assert [result.text for result in results if isinstance(result, Transcript)] == ["yeah"]
+
+
+def test_decoding_ahead_of_the_start_changes_no_result(
+    fresh_pool: DecoderPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for clip in ("s04.wav", "s08.wav"):
+        pcm = read_pcm(SPEECH / clip)
+        ahead = live_results(fresh_pool, pcm)
+        with monkeypatch.context() as patch:
+            patch.setattr(recognizer_module, "SPECULATE_WITHIN_FRAMES", 0)
+            waiting = live_results(fresh_pool, pcm)
+        assert ahead == waiting, clip
+        assert any(isinstance(result, Transcript) and result.is_final for result in ahead)
+
+
+def test_a_false_start_is_abandoned_and_the_cepstral_mean_put_back(fresh_pool: DecoderPool) -> None:
+    decoder = fresh_pool.acquire()
+    counting = CountingDecoder(decoder)
+    stream = StreamRecognizer(counting, interim_results=True, endpointing_ms=300, vad_events=True)
+    initial = decoder.get_cmn()
+    pcm = read_pcm(SPEECH / "s04.wav")
+    # The clip's leading silence and its voice's first 120 ms (s04's voice starts 0.553 s in), then a
+    # second of silence: the segmenter hears 8 speech frames where speech starts with 9.
+    burst = pcm[: int((0.553 + 0.12) * 16000) * 2] + bytes(32000)
+    results = []
+    for offset in range(0, len(burst), 640):
+        results += stream.accept(burst[offset : offset + 640])
+    assert counting.decoded > 0  # it did decode ahead
+    assert results == []
+    assert decoder.get_cmn() == initial
+    # The same stream then hears the sentence as usual.
+    results = []
+    for offset in range(0, len(pcm), 640):
+        results += stream.accept(pcm[offset : offset + 640])
+    results += stream.finalize(from_finalize=False, closing=True)
+    stream.close()
+    assert [result.text for result in results if isinstance(result, Transcript) and result.is_final] == [
+        "turn on the lights in the kitchen"
+    ]

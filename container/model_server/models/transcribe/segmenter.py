@@ -74,6 +74,33 @@ class SpeechSegmenter:
                 step.ended = True
         return step
 
+    def likely_start(self, within_frames: int) -> tuple[int, list[bytes]] | None:
+        """Where speech would start if each of the next ``within_frames`` frames is speech, at the
+        soonest: the first sample of that start and the frames already queued from it, or None.
+
+        ``process`` starts speech with exactly these frames when its prediction comes true, so what
+        decodes them ahead of time decodes what it would have decoded then.
+        """
+        if self.in_speech:
+            return None
+        window = self._start_window
+        size = window.maxlen or 1
+        queued = list(window)
+        voiced = sum(1 for _, speech, _ in queued if speech)
+        if voiced + within_frames < RATIO * size:
+            return None  # not even that many speech frames would start it: the common case, cheap
+        ahead = max(1, size - len(queued))  # the window must be full to decide
+        dropped = len(queued) + ahead - size
+        voiced -= sum(1 for _, speech, _ in queued[:dropped] if speech)
+        while ahead <= within_frames and dropped < len(queued):
+            if voiced + ahead >= RATIO * size:
+                kept = queued[dropped:]
+                return kept[0][2], [frame for frame, _, _ in kept]
+            voiced -= queued[dropped][1]
+            dropped += 1
+            ahead += 1
+        return None
+
     def flush(self) -> SegmentStep:
         """End any speech now; speech that had begun but not yet filled the start window comes out too."""
         step = SegmentStep()
