@@ -4,13 +4,15 @@ In one run, so load on the machine hits every figure alike:
 
 * empty-app synth: an ``aws_cdk.App`` with one empty ``Stack``, synthesized by the pinned CLI
   (``node_modules/.bin/cdk synth -q``) into a warm output folder, median of N;
+* the same empty app with the node app.py gives jsii (``stacks/node-liftoff``: WebAssembly left
+  unoptimized), so the full app can also be compared like for like;
 * full-app synth: this repository's app, the same way (the Lambda bundle is built once in the warm-up);
 * ``pytest tests/unit``: wall time and test count, with the options ``pyproject.toml`` gives pytest;
 
 and the two ratios against their targets (unit tests <= 3x one empty-app synth, full app <= 1.3x).
-The synths alternate (empty, full, empty, ...) so drift hits both equally. Each figure also has the CPU
-time (user + sys) of its whole process tree: on a machine other work keeps busy, wall times mostly
-measure the load, and CPU seconds compare better across runs.
+The synths alternate (empty, empty with app.py's node, full, empty, ...) so drift hits all alike. Each
+figure also has the CPU time (user + sys) of its whole process tree: on a machine other work keeps
+busy, wall times mostly measure the load, and CPU seconds compare better across runs.
 
     .venv/bin/python bench/bench_unit_tests.py [--runs 3]
 """
@@ -30,6 +32,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CDK = REPO_ROOT / "node_modules" / ".bin" / "cdk"
+LIFTOFF_NODE = REPO_ROOT / "stacks" / "node-liftoff"  # what app.py sets JSII_NODE to
 UNIT_TESTS_TARGET = 3.0  # x one empty-app synth
 FULL_SYNTH_TARGET = 1.3  # x one empty-app synth
 
@@ -62,14 +65,14 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def synth_seconds(project: Path, outdir: Path) -> tuple[float, float]:
+def synth_seconds(project: Path, outdir: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall and CPU time of one `cdk synth -q` of ``project`` into ``outdir``; raises if it fails."""
     cpu_before = children_cpu()
     started = time.perf_counter()
     result = subprocess.run(
         [str(CDK), "synth", "-q", "-o", str(outdir)],
         cwd=project,
-        env={**os.environ, **CDK_ENV},
+        env={**os.environ, **CDK_ENV, **(env or {})},
         capture_output=True,
         text=True,
         check=False,
@@ -117,21 +120,27 @@ def main() -> int:
         synth_seconds(project, empty_out)
         synth_seconds(REPO_ROOT, full_out)
         empty: list[tuple[float, float]] = []
+        empty_liftoff: list[tuple[float, float]] = []
         full: list[tuple[float, float]] = []
         for _ in range(args.runs):
             empty.append(synth_seconds(project, empty_out))
+            empty_liftoff.append(synth_seconds(project, empty_out, {"JSII_NODE": str(LIFTOFF_NODE)}))
             full.append(synth_seconds(REPO_ROOT, full_out))
         tests_seconds, tests_cpu, tests_summary, tests_ok = unit_tests()
 
-    empty_median, full_median = (statistics.median(wall for wall, _ in runs) for runs in (empty, full))
+    empty_median, liftoff_median, full_median = (
+        statistics.median(wall for wall, _ in runs) for runs in (empty, empty_liftoff, full)
+    )
     empty_cpu, full_cpu = (statistics.median(cpu for _, cpu in runs) for runs in (empty, full))
     unit_ratio, full_ratio = tests_seconds / empty_median, full_median / empty_median
     print(f"load average (1 min) at start {load_before:.2f}, at end {os.getloadavg()[0]:.2f}")
     print(f"empty-app synth (cdk synth -q, warm): median {empty_median:.2f} s  runs {_runs(empty)}")
+    print(f"empty-app synth, app.py's node:       median {liftoff_median:.2f} s  runs {_runs(empty_liftoff)}")
     print(f"full-app synth  (cdk synth -q, warm): median {full_median:.2f} s  runs {_runs(full)}")
     print(f"pytest tests/unit: {tests_seconds:.1f} s, {tests_cpu:.1f} CPU s ({tests_summary})")
     print(f"unit tests / empty synth: {_verdict(unit_ratio, UNIT_TESTS_TARGET)}")
     print(f"full synth / empty synth: {_verdict(full_ratio, FULL_SYNTH_TARGET)}")
+    print(f"full synth / empty synth with app.py's node (like for like): {full_median / liftoff_median:.2f}x")
     print(
         f"in CPU seconds (medians): empty synth {empty_cpu:.2f}, full synth {full_cpu:.2f} "
         f"({full_cpu / empty_cpu:.2f}x), unit tests {tests_cpu:.1f} ({tests_cpu / empty_cpu:.2f}x)"

@@ -29,8 +29,11 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.endpoint_metrics import (
+    AVERAGE,
     FIRST_CHUNK_LATENCY_METRIC,
+    MAXIMUM,
     MICROSECONDS_PER_MILLISECOND,
+    SUM,
     EndpointMetrics,
     validate_endpoint_name,
 )
@@ -207,7 +210,8 @@ class EndpointAlarms(Construct):
         self.endpoint_name = endpoint_name
         self.settings = settings
         self.metrics = EndpointMetrics(endpoint_name=endpoint_name, variant_name=variant_name)
-        self._topic = topic
+        # One action for every alarm: it only names the topic (each alarm renders its ARN).
+        self._notify_topic = None if topic is None else cloudwatch_actions.SnsAction(topic)
         self._created: list[tuple[cloudwatch.Alarm, str]] = []
 
         self.error_5xx = self._request_rate_alarm(
@@ -264,7 +268,7 @@ class EndpointAlarms(Construct):
             "CPUUtilization",
             settings.alarm_cpu_utilization_threshold_percent,
             spec.vcpus,
-            cloudwatch.Stats.AVERAGE,
+            AVERAGE,
             "CPU of the variant's instances (all vCPUs) saturated for 15 minutes. First: concurrency on "
             "the dashboard; scale out or move audio decoding off the hot path.",
         )
@@ -275,7 +279,7 @@ class EndpointAlarms(Construct):
             settings.alarm_memory_utilization_threshold_percent,
             None,
             # The fullest instance matters: one OOM kill ends every stream on it.
-            cloudwatch.Stats.MAXIMUM,
+            MAXIMUM,
             "Host memory of the fullest instance. First: concurrency per instance and a leak in per-session "
             "state (memory that does not fall when streams end).",
         )
@@ -285,7 +289,7 @@ class EndpointAlarms(Construct):
             "DiskUtilization",
             settings.alarm_disk_utilization_threshold_percent,
             None,
-            cloudwatch.Stats.MAXIMUM,
+            MAXIMUM,
             "Storage volume of the fullest instance. First: what the container writes to disk (temp "
             "audio, logs); raise the volume size in the endpoint config.",
         )
@@ -298,7 +302,7 @@ class EndpointAlarms(Construct):
                 "GPUUtilization",
                 settings.alarm_gpu_utilization_threshold_percent,
                 spec.gpus,
-                cloudwatch.Stats.AVERAGE,
+                AVERAGE,
                 "GPUs of the variant saturated for 15 minutes. First: is autoscaling at its maximum? "
                 "Raise the maximum or the instance size.",
             )
@@ -312,7 +316,7 @@ class EndpointAlarms(Construct):
                 "GPUMemoryUtilization",
                 settings.alarm_gpu_memory_utilization_threshold_percent,
                 spec.gpus,
-                cloudwatch.Stats.MAXIMUM,
+                MAXIMUM,
                 "GPU memory of the fullest instance. First: concurrency per instance (each session holds "
                 "GPU state); lower the session limit or pick a GPU with more memory.",
             )
@@ -401,7 +405,7 @@ class EndpointAlarms(Construct):
             construct_id,
             suffix,
             metric_name,
-            cloudwatch.Stats.AVERAGE,
+            AVERAGE,
             threshold,
             description,
             metrics=metrics,
@@ -504,7 +508,7 @@ class EndpointAlarms(Construct):
                 construct_id="NoTraffic",
                 name_suffix="no-traffic",
                 metric=self.metrics.invocation(
-                    "Invocations", statistic=cloudwatch.Stats.SUM, period=cdk.Duration.minutes(minutes)
+                    "Invocations", statistic=SUM, period=cdk.Duration.minutes(minutes)
                 ),
                 threshold=1,
                 comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -566,8 +570,7 @@ class EndpointAlarms(Construct):
         return composite
 
     def _notify(self, alarm: cloudwatch.AlarmBase) -> None:
-        if self._topic is None:
+        if self._notify_topic is None:
             return
-        action = cloudwatch_actions.SnsAction(self._topic)
-        alarm.add_alarm_action(action)
-        alarm.add_ok_action(action)
+        alarm.add_alarm_action(self._notify_topic)
+        alarm.add_ok_action(self._notify_topic)

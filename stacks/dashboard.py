@@ -14,8 +14,12 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from stacks.endpoint_metrics import (
+    AVERAGE,
     FIRST_CHUNK_LATENCY_METRIC,
+    MAXIMUM,
     MICROSECONDS_PER_MILLISECOND,
+    MINIMUM,
+    SUM,
     EndpointMetrics,
     validate_endpoint_name,
 )
@@ -80,8 +84,8 @@ class EndpointDashboard(Construct):
         return cloudwatch.GraphWidget(
             title="Invocations (streams started) per minute",
             left=[
-                self._invocation("Invocations", cloudwatch.Stats.SUM, "Invocations"),
-                self._invocation("InvocationsPerInstance", cloudwatch.Stats.SUM, "Per instance"),
+                self._invocation("Invocations", SUM, "Invocations"),
+                self._invocation("InvocationsPerInstance", SUM, "Per instance"),
             ],
             left_y_axis=cloudwatch.YAxisProps(min=0, label="count", show_units=False),
             width=GRAPH_WIDTH,
@@ -95,8 +99,8 @@ class EndpointDashboard(Construct):
             title="Concurrent streams per instance",
             left=[
                 # The metric reference documents Min and Max for it (no Average).
-                self._invocation("ConcurrentRequestsPerModel", cloudwatch.Stats.MAXIMUM, "Maximum"),
-                self._invocation("ConcurrentRequestsPerModel", cloudwatch.Stats.MINIMUM, "Minimum"),
+                self._invocation("ConcurrentRequestsPerModel", MAXIMUM, "Maximum"),
+                self._invocation("ConcurrentRequestsPerModel", MINIMUM, "Minimum"),
             ],
             left_y_axis=cloudwatch.YAxisProps(min=0, label="streams", show_units=False),
             width=GRAPH_WIDTH,
@@ -112,9 +116,7 @@ class EndpointDashboard(Construct):
         return cloudwatch.GraphWidget(
             title="Error rate (% of requests)",
             left=[
-                self._scaled(
-                    self._invocation(metric_name, cloudwatch.Stats.AVERAGE, label), "100 * {m}", label
-                )
+                self._scaled(self._invocation(metric_name, AVERAGE, label), "100 * {m}", label)
                 for metric_name, label in rates
             ],
             left_y_axis=cloudwatch.YAxisProps(min=0, label="%", show_units=False),
@@ -141,20 +143,18 @@ class EndpointDashboard(Construct):
         )
 
     def _compute(self, vcpus: int, gpus: int) -> cloudwatch.GraphWidget:
-        series = [self._per_device("CPUUtilization", cloudwatch.Stats.AVERAGE, "CPU", vcpus)]
+        series = [self._per_device("CPUUtilization", AVERAGE, "CPU", vcpus)]
         if gpus:
-            series.append(self._per_device("GPUUtilization", cloudwatch.Stats.AVERAGE, "GPU", gpus))
+            series.append(self._per_device("GPUUtilization", AVERAGE, "GPU", gpus))
         return self._percent_graph("CPU and GPU utilization (% of instance, average over instances)", series)
 
     def _memory_and_disk(self, gpus: int) -> cloudwatch.GraphWidget:
         series: list[cloudwatch.IMetric] = [
-            self._instance("MemoryUtilization", cloudwatch.Stats.MAXIMUM, "Memory"),
-            self._instance("DiskUtilization", cloudwatch.Stats.MAXIMUM, "Disk"),
+            self._instance("MemoryUtilization", MAXIMUM, "Memory"),
+            self._instance("DiskUtilization", MAXIMUM, "Disk"),
         ]
         if gpus:
-            series.append(
-                self._per_device("GPUMemoryUtilization", cloudwatch.Stats.MAXIMUM, "GPU memory", gpus)
-            )
+            series.append(self._per_device("GPUMemoryUtilization", MAXIMUM, "GPU memory", gpus))
         return self._percent_graph("Memory, GPU memory and disk (% of the fullest instance)", series)
 
     def _per_device(self, metric_name: str, statistic: str, label: str, devices: int) -> cloudwatch.IMetric:

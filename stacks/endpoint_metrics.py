@@ -22,6 +22,12 @@ ENDPOINT_INSTANCE_NAMESPACE: Final = "/aws/sagemaker/Endpoints"
 # observability guides, not in the SageMaker metric reference; the alarm on it is opt-in for that reason.
 FIRST_CHUNK_LATENCY_METRIC: Final = "FirstChunkLatency"
 MICROSECONDS_PER_MILLISECOND: Final = 1000
+# CloudWatch's statistic names, read from aws-cdk-lib once: each read of a jsii constant is a round trip
+# to node, and a stack's alarms, dashboard and scaling name a statistic about 25 times.
+AVERAGE: Final[str] = cloudwatch.Stats.AVERAGE
+SUM: Final[str] = cloudwatch.Stats.SUM
+MAXIMUM: Final[str] = cloudwatch.Stats.MAXIMUM
+MINIMUM: Final[str] = cloudwatch.Stats.MINIMUM
 # The statistics the SageMaker metric reference ("Amazon SageMaker AI metrics in Amazon CloudWatch",
 # endpoint invocation metrics; the same rows in "Monitor asynchronous endpoint") documents per metric:
 # Invocation4XX/5XXErrors "Valid statistics: Average, Sum"; Invocations and InvocationsPerInstance

@@ -42,6 +42,7 @@ class Monitoring(Construct):
         super().__init__(scope, construct_id)
         notifications = AlarmNotifications(self, "Notifications", email_addresses=email_addresses)
         self.topic: sns.ITopic = notifications.topic
+        self._notify_topic = cloudwatch_actions.SnsAction(self.topic)
         self.alarms = EndpointAlarms(
             self,
             "Alarms",
@@ -65,6 +66,5 @@ class Monitoring(Construct):
 
     def page_on(self, alarm: cloudwatch.Alarm) -> None:
         """Send ``alarm``'s ALARM and OK transitions to the alarm topic, like every all-fleet alarm."""
-        action = cloudwatch_actions.SnsAction(self.topic)
-        alarm.add_alarm_action(action)
-        alarm.add_ok_action(action)
+        alarm.add_alarm_action(self._notify_topic)
+        alarm.add_ok_action(self._notify_topic)

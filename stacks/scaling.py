@@ -36,7 +36,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from stacks.endpoint_metrics import EndpointMetrics, validate_endpoint_name
+from stacks.endpoint_metrics import AVERAGE, EndpointMetrics, validate_endpoint_name
 from stacks.instance_types import instance_spec
 from stacks.setting_types import check_setting_types
 
@@ -183,9 +183,7 @@ class EndpointScaling(Construct):
         target_value = settings.target_value
         if settings.metric is ScalingMetric.GPU_UTILIZATION:
             metrics = EndpointMetrics(endpoint_name=endpoint_name, variant_name=variant_name)
-            custom_metric = metrics.instance(
-                "GPUUtilization", statistic=cloudwatch.Stats.AVERAGE, period=GPU_METRIC_PERIOD
-            )
+            custom_metric = metrics.instance("GPUUtilization", statistic=AVERAGE, period=GPU_METRIC_PERIOD)
             # GPUUtilization is summed over the instance's GPUs (0-100 x N).
             target_value *= spec.gpus
 

@@ -38,6 +38,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from stacks.endpoint_metrics import SUM
 from stacks.smoke_test.check import SmokeCheckTarget, smoke_lambda
 
 # Same names as bidistream.smoke publishes (a unit test keeps them equal).
@@ -121,7 +122,7 @@ class StreamingCanary(Construct):
                 namespace=NAMESPACE,
                 metric_name=metric_name,
                 dimensions_map={"EndpointName": endpoint_name},
-                statistic=cloudwatch.Stats.SUM,
+                statistic=SUM,
                 period=period,
             )
 

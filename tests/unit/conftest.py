@@ -19,10 +19,12 @@ import os
 
 # Before aws_cdk starts node: jsii's end-of-life banner for Node 20 is noise in test output.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-# jsii's node compiles WebAssembly with V8's baseline compiler only (see the script): after test_app.py's
-# synth, V8 would otherwise spend about 1.4 CPU s optimizing the built-in validator's module in the
-# background, in a worker that never runs it again. Same results; JavaScript is not affected.
-os.environ.setdefault("JSII_NODE", os.path.join(os.path.dirname(__file__), "node-liftoff"))
+# jsii's node compiles WebAssembly with V8's baseline compiler only, as app.py's does (see the script):
+# after test_app.py's synth, V8 would otherwise spend about 1.4 CPU s optimizing the built-in validator's
+# module in the background, in a worker that never runs it again. Same results; JavaScript is not affected.
+os.environ.setdefault(
+    "JSII_NODE", os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "stacks", "node-liftoff")
+)
 
 import json
 from collections.abc import Iterator, Mapping

@@ -110,3 +110,16 @@ def test_bad_setting_fails_synth_with_a_message_not_a_traceback(
         "error: setting 'instance_count' = '0' is not allowed: expected an integer >= 1"
     )
     assert not (tmp_path / "BidiStream.template.json").exists()
+
+
+def test_jsii_runs_node_with_webassembly_left_unoptimized() -> None:
+    """The node app.py has jsii start (unless JSII_NODE is set) passes ``--liftoff-only`` to V8, and the
+    test processes run the same one."""
+    from app import JSII_NODE
+
+    result = subprocess.run(
+        [str(JSII_NODE), "-p", "process.execArgv[0]"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr  # node refuses a V8 flag it does not know
+    assert result.stdout.strip() == "--liftoff-only"
+    assert Path(os.environ["JSII_NODE"]).resolve() == JSII_NODE
