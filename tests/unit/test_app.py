@@ -6,10 +6,12 @@ the refused setting runs ``python app.py`` as the CLI starts it, beside it.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,7 +86,8 @@ def test_app_synthesizes_offline_without_credentials_and_passes_cdk_nag(
     for name in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
     app = cdk.App(
-        context={**CDK_JSON_CONTEXT, **NO_BUNDLING},
+        # Version reporting on, as the CLI passes it by default.
+        context={**CDK_JSON_CONTEXT, **NO_BUNDLING, "aws:cdk:version-reporting": True},
         outdir=str(tmp_path),
         builtin_cloud_formation_validation=True,  # the test apps default both off (conftest.py)
         tree_metadata=True,
@@ -97,6 +100,14 @@ def test_app_synthesizes_offline_without_credentials_and_passes_cdk_nag(
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["artifacts"]["BidiStream"]["environment"] == "aws://unknown-account/unknown-region"
     assert "missing" not in manifest  # no context lookup: the CLI would need no account to synthesize
+    # CDK's usage data names the constructs used (general usage data) but not how: cdk.json turns off
+    # the additional usage data (each construct's property names and method calls, about 7 KB here).
+    analytics = template["Resources"]["CDKMetadata"]["Properties"]["Analytics"]
+    prefix, _, encoded = analytics.partition(":deflate64:")
+    assert prefix == "v2"
+    reported = zlib.decompress(base64.b64decode(encoded), wbits=16 + zlib.MAX_WBITS).decode()
+    assert "sagemaker.{CfnModel,CfnEndpointConfig,CfnEndpoint}" in reported
+    assert "[" not in reported and '"' not in reported, reported[:300]  # no property or method records
 
 
 def test_bad_setting_fails_synth_with_a_message_not_a_traceback(
