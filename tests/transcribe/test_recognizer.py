@@ -14,6 +14,8 @@ from model_server.models.transcribe.recognizer import SpeechStart, StreamRecogni
 from model_server.models.transcribe.segmenter import SpeechSegmenter
 from tests.transcribe.conftest import DATA, SPEECH, read_pcm
 
+EVAL = DATA / "eval"
+
 
 @pytest.fixture(scope="module")
 def pool() -> DecoderPool:
@@ -185,6 +187,21 @@ def test_a_reused_decoder_starts_from_the_initial_cepstral_mean(pool: DecoderPoo
     pool.release(again)
 
 
+def test_a_reused_decoder_decodes_exactly_as_a_new_one(fresh_pool: DecoderPool) -> None:
+    # After a stream in pink noise, resetting the cepstral mean alone left this clean clip with other
+    # confidences than on a new decoder.
+    clip = read_pcm(EVAL / "s1-en-gb-155.wav")
+    as_new = live_results(fresh_pool, clip)
+    reused = DecoderPool(max_idle=1)
+    reused.load(warm=1)
+    decoder = reused.acquire()
+    live_results_on(decoder, read_pcm(EVAL / "s1-en-gb-155-pink20.wav"))
+    reused.release(decoder)
+    again = reused.acquire()
+    assert again is decoder
+    assert live_results_on(again, clip) == as_new
+
+
 def test_without_endpointing_only_the_flush_ends_the_utterance(pool: DecoderPool) -> None:
     decoder = pool.acquire()
     stream = StreamRecognizer(decoder, interim_results=False, endpointing_ms=None)
@@ -211,13 +228,18 @@ def fresh_pool() -> DecoderPool:
 def live_results(pool: DecoderPool, pcm: bytes) -> list[Transcript | SpeechStart]:
     """Everything a live stream (20 ms frames, interim results, speech events) gets for ``pcm``."""
     decoder = pool.acquire()
+    results = live_results_on(decoder, pcm)
+    pool.release(decoder)
+    return results
+
+
+def live_results_on(decoder: Any, pcm: bytes) -> list[Transcript | SpeechStart]:
     stream = StreamRecognizer(decoder, interim_results=True, endpointing_ms=300, vad_events=True)
     results: list[Transcript | SpeechStart] = []
     for offset in range(0, len(pcm), 640):
         results += stream.accept(pcm[offset : offset + 640])
     results += stream.finalize(from_finalize=False, closing=True)
     stream.close()
-    pool.release(decoder)
     return results
 
 
@@ -257,17 +279,31 @@ def test_when_speech_starts_only_its_last_frame_is_left_to_decode(fresh_pool: De
     assert [result.text for result in results if isinstance(result, Transcript)] == ["yeah"]
 
 
+class ResetCountingDecoder(CountingDecoder):
+    """Also counts rebuilds of the feature computation (an abandoned prediction before any speech)."""
+
+    rebuilt = 0
+
+    def reinit_feat(self) -> Any:
+        self.rebuilt += 1
+        return self._decoder.reinit_feat()
+
+
 def test_decoding_ahead_of_the_start_changes_no_result(
     fresh_pool: DecoderPool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for clip in ("s04.wav", "s08.wav"):
-        pcm = read_pcm(SPEECH / clip)
-        ahead = live_results(fresh_pool, pcm)
+    # A clean sentence, and one in noise whose speech is predicted once before it starts (and the
+    # prediction abandoned) and again, rightly, when it does.
+    for clip in (SPEECH / "s04.wav", EVAL / "s2-en-gb-165.wav"):
+        pcm = read_pcm(clip)
+        counting = ResetCountingDecoder(fresh_pool.acquire())
+        ahead = live_results_on(counting, pcm)
         with monkeypatch.context() as patch:
             patch.setattr(recognizer_module, "SPECULATE_WITHIN_FRAMES", 0)
             waiting = live_results(fresh_pool, pcm)
         assert ahead == waiting, clip
         assert any(isinstance(result, Transcript) and result.is_final for result in ahead)
+        assert counting.rebuilt == (clip.parent == EVAL), clip.name
 
 
 def test_a_false_start_is_abandoned_and_the_cepstral_mean_put_back(fresh_pool: DecoderPool) -> None:

@@ -71,7 +71,14 @@ class DecoderPool:
         return self._create()
 
     def release(self, decoder: Any) -> None:
-        """Reset ``decoder`` (its utterance already ended) and keep it, or drop it if enough are idle."""
+        """Reset ``decoder`` (its utterance already ended) and keep it, or drop it if enough are idle.
+
+        The reset makes it decode exactly as a new decoder would: ``reinit_feat`` rebuilds its feature
+        computation (the cepstral mean and the noise estimate, both adapted to the last stream) from the
+        configuration, in about 0.1 ms. Resetting the mean alone left the noise estimate, and a clip
+        came out with other confidences, sometimes other words, than on a new decoder.
+        """
+        decoder.reinit_feat()
         decoder.set_cmn(self._initial_cmn)
         with self._lock:
             if len(self._idle) < self._max_idle:

@@ -24,7 +24,9 @@ ahead: once the segmenter would start speech within ``SPECULATE_WITHIN_FRAMES`` 
 speech, the decoder starts an utterance at the sample where speech would then start and decodes each
 frame as it comes. When speech starts there, only the last frame remains to decode; when the
 prediction fails (a frame that is not speech), the utterance is abandoned and the cepstral mean it
-moved is put back, so the next one decodes as if nothing had been tried.
+moved is put back. Before a stream's first speech that undoing is exact (the decoder's feature
+computation is rebuilt as new); later it leaves a trace in the noise estimate, which pocketsphinx
+offers no way to put back.
 """
 
 from __future__ import annotations
@@ -128,6 +130,9 @@ class StreamRecognizer:
         # mean to put back if speech does not start there. None when not decoding ahead.
         self._speculative_start: int | None = None
         self._cmn_before_speculation = ""
+        # No speech confirmed yet: the decoder's feature computation is still as the pool handed it over
+        # (as new, see DecoderPool.release), so abandoning a prediction can rebuild it exactly.
+        self._heard_speech = False
 
     @property
     def audio_seconds(self) -> float:
@@ -192,6 +197,7 @@ class StreamRecognizer:
         results: list[Transcript | SpeechStart] = []
         speech_frames = step.speech
         if step.started_at is not None and not self._in_utterance:
+            self._heard_speech = True
             if step.started_at == self._speculative_start:
                 # Decoded ahead from this very sample: only the frames since remain.
                 self._speculative_start = None
@@ -242,6 +248,8 @@ class StreamRecognizer:
             return
         self._speculative_start = None
         self._decoder.end_utt()
+        if not self._heard_speech:
+            self._decoder.reinit_feat()  # also forgets the noise estimate the abandoned frames moved
         self._decoder.set_cmn(self._cmn_before_speculation)
         self._utterance_samples = 0
         if self._first_utterance_audio is not None:
