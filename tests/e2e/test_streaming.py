@@ -4,7 +4,9 @@ container close, refused upgrades, keepalive. The endpoint and the containers ar
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+from importlib import resources
 
 import pytest
 from aws_sdk_sagemaker_runtime_http2.client import AsyncSageMakerRuntimeHTTP2Client
@@ -35,6 +37,7 @@ from bidistream.client import (
 )
 from bidistream.endpoint.container import ContainerSocket, UpgradeRefused
 from bidistream.errors import ExitCode, StreamTimeout, describe
+from bidistream.invoke import InvokeInput, run_invoke
 from tests.e2e.conftest import ENDPOINT_NAME, REGION, EndpointFactory
 from tests.support.processes import RunningProcess, wait_until
 
@@ -325,3 +328,37 @@ def test_an_unanswered_upgrade_closes_its_tcp_connection(peer: RunningProcess) -
     refused = asyncio.run(run())
 
     assert "no WebSocket upgrade" in refused.message
+
+
+@pytest.mark.parametrize("after_ms", [0, 2, 5, 10, 20, 50, 100, 300])
+def test_a_cancelled_invoke_ends_cancelled_at_any_point(
+    container_endpoint: RunningProcess, after_ms: int
+) -> None:
+    """Ctrl-C: asyncio's runner cancels the main task, and only a CancelledError that reaches it becomes
+    the interrupt (exit 130). Cancelled while it opens, streams or reads, an invoke must end cancelled,
+    never swallow the cancellation and stream on."""
+    speech = target(container_endpoint, path="v1/listen", query="encoding=linear16&sample_rate=16000")
+    output = io.StringIO()
+
+    async def invoke() -> ExitCode:
+        with resources.as_file(resources.files("bidistream.data") / "speech-sample.wav") as clip:
+            return await run_invoke(
+                speech,
+                QUICK,
+                InvokeInput(audio=clip),
+                stdin=io.StringIO(),
+                stdout=output,
+                stderr=output,
+                tty=False,
+            )
+
+    async def cancel_after_a_while() -> str:
+        task = asyncio.create_task(invoke())
+        await asyncio.sleep(after_ms / 1000)
+        task.cancel()
+        try:
+            return f"ended with {await task!r}"
+        except asyncio.CancelledError:
+            return "cancelled"
+
+    assert asyncio.run(cancel_after_a_while()) == "cancelled", output.getvalue()
