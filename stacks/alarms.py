@@ -538,7 +538,7 @@ class EndpointAlarms(Construct):
             treat_missing_data=spec.treat_missing_data,
         )
         if spec.pages:
-            self._notify(alarm)
+            self.page_on(alarm)
         self._created.append((alarm, name))
         return alarm
 
@@ -566,10 +566,11 @@ class EndpointAlarms(Construct):
             "fires. First: open the dashboard, find the member in ALARM, follow its description.",
             alarm_rule=cloudwatch.AlarmRule.any_of(*members),
         )
-        self._notify(composite)
+        self.page_on(composite)
         return composite
 
-    def _notify(self, alarm: cloudwatch.AlarmBase) -> None:
+    def page_on(self, alarm: cloudwatch.AlarmBase) -> None:
+        """Send ``alarm``'s ALARM and OK transitions to the topic, if there is one."""
         if self._notify_topic is None:
             return
         alarm.add_alarm_action(self._notify_topic)

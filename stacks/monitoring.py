@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -42,7 +41,6 @@ class Monitoring(Construct):
         super().__init__(scope, construct_id)
         notifications = AlarmNotifications(self, "Notifications", email_addresses=email_addresses)
         self.topic: sns.ITopic = notifications.topic
-        self._notify_topic = cloudwatch_actions.SnsAction(self.topic)
         self.alarms = EndpointAlarms(
             self,
             "Alarms",
@@ -66,5 +64,4 @@ class Monitoring(Construct):
 
     def page_on(self, alarm: cloudwatch.Alarm) -> None:
         """Send ``alarm``'s ALARM and OK transitions to the alarm topic, like every all-fleet alarm."""
-        alarm.add_alarm_action(self._notify_topic)
-        alarm.add_ok_action(self._notify_topic)
+        self.alarms.page_on(alarm)

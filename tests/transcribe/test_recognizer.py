@@ -33,15 +33,15 @@ def stream(pool: DecoderPool) -> Iterator[StreamRecognizer]:
     pool.release(decoder)
 
 
-def run(stream: StreamRecognizer, pcm: bytes, chunk_bytes: int = 3200) -> list[Transcript]:
-    results: list[Transcript] = []
+def run(stream: StreamRecognizer, pcm: bytes, chunk_bytes: int = 3200) -> list[Transcript | SpeechStart]:
+    results: list[Transcript | SpeechStart] = []
     for offset in range(0, len(pcm), chunk_bytes):
         results += stream.accept(pcm[offset : offset + chunk_bytes])
     return results + stream.finalize(from_finalize=False, closing=True)
 
 
-def finals(results: list[Transcript]) -> list[Transcript]:
-    return [result for result in results if result.is_final]
+def finals(results: list[Transcript | SpeechStart]) -> list[Transcript]:
+    return [result for result in results if isinstance(result, Transcript) and result.is_final]
 
 
 def test_sentence_gives_interims_then_one_final_with_timed_words(stream: StreamRecognizer) -> None:
@@ -218,8 +218,8 @@ def test_without_endpointing_only_the_flush_ends_the_utterance(pool: DecoderPool
 
 @pytest.fixture(scope="module")
 def fresh_pool() -> DecoderPool:
-    """A new decoder on every acquire: results compared for equality must not depend on what a decoder
-    decoded before (a reused one keeps more of its past than the cepstral mean the pool resets)."""
+    """A new decoder on every acquire: the reference a reused decoder is compared with, and results
+    compared for equality that must not rest on the pool's reset."""
     decoder_pool = DecoderPool(max_idle=0)
     decoder_pool.load(warm=1)
     return decoder_pool
@@ -235,10 +235,7 @@ def live_results(pool: DecoderPool, pcm: bytes) -> list[Transcript | SpeechStart
 
 def live_results_on(decoder: Any, pcm: bytes) -> list[Transcript | SpeechStart]:
     stream = StreamRecognizer(decoder, interim_results=True, endpointing_ms=300, vad_events=True)
-    results: list[Transcript | SpeechStart] = []
-    for offset in range(0, len(pcm), 640):
-        results += stream.accept(pcm[offset : offset + 640])
-    results += stream.finalize(from_finalize=False, closing=True)
+    results = run(stream, pcm, chunk_bytes=640)
     stream.close()
     return results
 
@@ -322,11 +319,6 @@ def test_a_false_start_is_abandoned_and_the_cepstral_mean_put_back(fresh_pool: D
     assert results == []
     assert decoder.get_cmn() == initial
     # The same stream then hears the sentence as usual.
-    results = []
-    for offset in range(0, len(pcm), 640):
-        results += stream.accept(pcm[offset : offset + 640])
-    results += stream.finalize(from_finalize=False, closing=True)
+    results = run(stream, pcm, chunk_bytes=640)
     stream.close()
-    assert [result.text for result in results if isinstance(result, Transcript) and result.is_final] == [
-        "turn on the lights in the kitchen"
-    ]
+    assert [result.text for result in finals(results)] == ["turn on the lights in the kitchen"]

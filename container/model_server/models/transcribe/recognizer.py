@@ -202,7 +202,7 @@ class StreamRecognizer:
                 # Decoded ahead from this very sample: only the frames since remain.
                 self._speculative_start = None
                 self._in_utterance = True
-                speech_frames = speech_frames[self._utterance_samples // self._segmenter.frame_samples :]
+                speech_frames = speech_frames[self._frames_decoded :]
             else:
                 self._abandon_speculation()
                 self._start_utterance(step.started_at)
@@ -239,8 +239,13 @@ class StreamRecognizer:
             self._start_utterance(first_sample)
             self._in_utterance = False  # not until the segmenter says so: no results meanwhile
             self._speculative_start = first_sample
-        for frame in frames[self._utterance_samples // self._segmenter.frame_samples :]:
+        for frame in frames[self._frames_decoded :]:
             self._decode(frame)
+
+    @property
+    def _frames_decoded(self) -> int:
+        """Segmenter frames the open utterance has decoded (all whole: speech comes in whole frames)."""
+        return self._utterance_samples // self._segmenter.frame_samples
 
     def _abandon_speculation(self) -> None:
         """End the utterance decoded ahead and put back the cepstral mean from before it."""

@@ -40,7 +40,7 @@ class SpeechSegmenter:
     def __init__(self, *, end_window_ms: int | None) -> None:
         self._vad = Vad(VAD_MODE, SAMPLE_RATE)
         self.frame_bytes: int = self._vad.frame_bytes
-        self.frame_samples = self.frame_bytes // 2
+        self.frame_samples: int = self.frame_bytes // 2
         start_frames = max(1, round(START_WINDOW_SECONDS * SAMPLE_RATE / self.frame_samples))
         self._start_window: deque[tuple[bytes, bool, int]] = deque(maxlen=start_frames)
         self._end_window: deque[bool] | None = None
