@@ -2,7 +2,8 @@
 
 Prints, for the generated speech clips in tests/data/speech:
 1. real-time factor of one stream (decoding CPU seconds per second of audio), in-process, on one core,
-   and the word error rate of that decode;
+   and the word error rate of that decode; then the same for speech-like noise (the telephone clips
+   decoded as the wrong G.711 law), the costliest audio per second a stream can send;
 2. decoder memory per session (RSS growth per decoder), shared language model vs pocketsphinx's default;
    then the server's memory (PSS of the server, its fork server and workers) idle, with the first
    session and per extra session (sessions that have decoded a sentence and stay open);
@@ -42,12 +43,15 @@ sys.path[:0] = [str(REPO), str(REPO / "container")]
 from pocketsphinx import Decoder  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
+from model_server.models.transcribe.audio import AudioFormat, Encoding  # noqa: E402
+from model_server.models.transcribe.convert import Converter  # noqa: E402
 from model_server.models.transcribe.decoder import DecoderPool  # noqa: E402
 from model_server.models.transcribe.recognizer import StreamRecognizer  # noqa: E402
 from tests.support.processes import model_server  # noqa: E402
 from tests.transcribe.wer import word_error_rate  # noqa: E402
 
 SPEECH = REPO / "tests" / "data" / "speech"
+TELEPHONY = REPO / "tests" / "data" / "telephony"
 SAMPLE_RATE = 16000
 BYTES_PER_SECOND = SAMPLE_RATE * 2
 FRAME_SECONDS = 0.02  # what a live client sends per frame
@@ -73,7 +77,21 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS")
 
 
-def bench_real_time_factor(pool: DecoderPool, data: list[tuple[bytes, str]]) -> float:
+def speech_like_noise() -> list[tuple[bytes, str]]:
+    """The telephone clips decoded as the wrong G.711 law, at 16 kHz: noise the segmenter passes as
+    speech, so the search runs on every frame with nothing to prune it to (the worst case per stream)."""
+    noise = []
+    for line in (SPEECH / "transcripts.tsv").read_text().splitlines():
+        name, text = line.split("\t")
+        converter = Converter(AudioFormat(encoding=Encoding.ALAW, sample_rate=8000), multichannel=False)
+        law = (TELEPHONY / "mulaw-8k" / name).with_suffix(".ulaw").read_bytes()
+        noise.append((b"".join([*converter.convert(law), *converter.flush()]), text))
+    return noise
+
+
+def bench_real_time_factor(
+    pool: DecoderPool, data: list[tuple[bytes, str]], label: str = "one stream"
+) -> float:
     os.sched_setaffinity(0, {SERVER_CORE})
     decoder = pool.acquire()
     audio = cpu = 0.0
@@ -90,9 +108,9 @@ def bench_real_time_factor(pool: DecoderPool, data: list[tuple[bytes, str]]) -> 
         pool.release(decoder)
         pairs.append((text, " ".join(result.text for result in results if result.is_final)))
     print(
-        f"real-time factor, one stream:       {cpu / audio:.3f}  ({cpu:.2f} CPU s for {audio:.1f} s of audio)"
+        f"real-time factor, {label + ':':<17} {cpu / audio:.3f}  ({cpu:.2f} CPU s for {audio:.1f} s of audio)"
     )
-    print(f"word error rate on the set:         {word_error_rate(pairs):.3f}  ({len(pairs)} sentences)")
+    print(f"  word error rate:                  {word_error_rate(pairs):.3f}  ({len(pairs)} sentences)")
     os.sched_setaffinity(0, {SERVER_CORE, CLIENT_CORE})
     return cpu / audio
 
@@ -339,6 +357,7 @@ def main() -> None:
         pool = DecoderPool(max_idle=8)
         pool.load(warm=1)
         bench_real_time_factor(pool, data)
+        bench_real_time_factor(pool, speech_like_noise(), "noise")
         bench_memory(pool)
         del pool
     listen = "/v1/listen?encoding=linear16&sample_rate=16000"
