@@ -41,6 +41,7 @@ from smithy_core.exceptions import SmithyIdentityError
 from smithy_http.aio.crt import AWSCRTHTTPClient
 
 from bidistream.errors import ExitCode, StreamFailure, StreamTimeout
+from bidistream.tasks import wait_cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -218,8 +219,7 @@ class BidiStream:
     async def aclose(self) -> None:
         if self._pending is not None:
             self._pending.cancel()
-            with contextlib.suppress(BaseException):
-                await self._pending
+            await wait_cancelled(self._pending)
             self._pending = None
         await self.close_input()
         with contextlib.suppress(Exception):
@@ -247,8 +247,7 @@ async def send_while_receiving(
         for task in (sender, receiver):
             task.cancel()
         for task in (sender, receiver):
-            with contextlib.suppress(BaseException):
-                await task
+            await wait_cancelled(task)
 
 
 def _is_crt_completion_noise(error: BaseException | None) -> bool:

@@ -23,6 +23,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from bidistream.client import BINARY, COMPLETE, PARTIAL, UTF8, Part
+from bidistream.tasks import wait_cancelled
 
 READ_CHUNK: Final = 65536
 MAX_FRAME_SIZE: Final = 16 * 1024 * 1024  # an event-stream payload cannot carry more
@@ -167,8 +168,7 @@ class ContainerSocket:
 
     async def abort(self) -> None:
         self._reader_task.cancel()
-        with contextlib.suppress(BaseException):
-            await self._reader_task
+        await wait_cancelled(self._reader_task)
         self._writer.close()
         with contextlib.suppress(Exception):
             await self._writer.wait_closed()
