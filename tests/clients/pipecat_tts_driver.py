@@ -56,6 +56,12 @@ def record(service_module: Any) -> None:
                     emit("audio_payload", bytes=len(payload), phase=phase)
                     if phase == "interrupted":
                         long_answer_started.set()
+                        # Payloads the SDK has buffered come back without a wait, and Pipecat's receive
+                        # loop asks again at once, so the interruption (another task) may not run until
+                        # the buffer is empty. Seen once in CI on a busy machine: the whole answer (116 s
+                        # of audio) came in before Cleared, its last payloads within 1 ms of each other.
+                        # A read over a real network waits between payloads; this one yields instead.
+                        await asyncio.sleep(0)
             return result
 
     service_module.SageMakerBidiClient = RecordingClient
