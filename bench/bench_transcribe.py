@@ -61,10 +61,18 @@ MAX_STREAMS = 64  # the capacity search stops here
 SERVER_CORE, CLIENT_CORE = 0, 1  # for the in-process decoder figures
 
 
-def clips() -> list[tuple[bytes, str]]:
-    out = []
+def transcripts() -> list[tuple[str, str]]:
+    """(clip file name, what is said) for each clip of tests/data/speech."""
+    pairs = []
     for line in (SPEECH / "transcripts.tsv").read_text().splitlines():
         name, text = line.split("\t")
+        pairs.append((name, text))
+    return pairs
+
+
+def clips() -> list[tuple[bytes, str]]:
+    out = []
+    for name, text in transcripts():
         with wave.open(str(SPEECH / name), "rb") as clip:
             out.append((clip.readframes(clip.getnframes()), text))
     return out
@@ -81,8 +89,7 @@ def speech_like_noise() -> list[tuple[bytes, str]]:
     """The telephone clips decoded as the wrong G.711 law, at 16 kHz: noise the segmenter passes as
     speech, so the search runs on every frame with nothing to prune it to (the worst case per stream)."""
     noise = []
-    for line in (SPEECH / "transcripts.tsv").read_text().splitlines():
-        name, text = line.split("\t")
+    for name, text in transcripts():
         converter = Converter(AudioFormat(encoding=Encoding.ALAW, sample_rate=8000), multichannel=False)
         law = (TELEPHONY / "mulaw-8k" / name).with_suffix(".ulaw").read_bytes()
         noise.append((b"".join([*converter.convert(law), *converter.flush()]), text))

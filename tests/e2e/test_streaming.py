@@ -366,25 +366,27 @@ def test_a_cancelled_invoke_ends_cancelled_at_any_point(
     assert asyncio.run(cancel_after_a_while()) == "cancelled", output.getvalue()
 
 
+async def slow_to_cancel(cancelled: asyncio.Event) -> None:
+    """Waits until cancelled, then takes a moment to wind down (as the SDK's writer ends its frame)."""
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        cancelled.set()
+        await asyncio.sleep(0.2)
+        raise
+
+
 def test_ctrl_c_while_a_stream_winds_down_is_not_swallowed() -> None:
     """The stream has ended (the receiving side returned) and the send is being cancelled, which can take
-    a moment (the SDK's writer ending its frame): Ctrl-C then must still end the caller cancelled, not
-    be taken as the cancelled send's own ending and let the program stream on."""
-    send_cancelled = asyncio.Event()
-
-    async def sending() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            send_cancelled.set()
-            await asyncio.sleep(0.2)  # winding down
-            raise
+    a moment: Ctrl-C then must still end the caller cancelled, not be taken as the cancelled send's own
+    ending and let the program stream on."""
 
     async def receiving() -> None:
         return  # the endpoint ended the stream
 
     async def scenario() -> str:
-        task = asyncio.create_task(send_while_receiving(sending(), receiving()))
+        send_cancelled = asyncio.Event()
+        task = asyncio.create_task(send_while_receiving(slow_to_cancel(send_cancelled), receiving()))
         await send_cancelled.wait()
         task.cancel()  # Ctrl-C, as asyncio's runner delivers it
         try:
@@ -400,14 +402,6 @@ def test_ctrl_c_while_waiting_for_a_cancelled_task_is_not_swallowed() -> None:
     """What closing a stream does with its pending read: cancel it and wait for it to end. A cancellation
     of the waiting task meanwhile must reach it; the read's own cancellation must not."""
 
-    async def read(cancelled: asyncio.Event) -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            cancelled.set()
-            await asyncio.sleep(0.2)
-            raise
-
     async def close(pending: asyncio.Task[None]) -> str:
         pending.cancel()
         await wait_cancelled(pending)
@@ -415,7 +409,7 @@ def test_ctrl_c_while_waiting_for_a_cancelled_task_is_not_swallowed() -> None:
 
     async def scenario(interrupt: bool) -> str:
         read_cancelled = asyncio.Event()
-        pending = asyncio.create_task(read(read_cancelled))
+        pending = asyncio.create_task(slow_to_cancel(read_cancelled))
         await asyncio.sleep(0)
         closing = asyncio.create_task(close(pending))
         await read_cancelled.wait()
