@@ -18,7 +18,7 @@ rather than five: the re-decoding is shorter and is done long before a typical u
 final result does not wait for it.
 
 Speech starts once the segmenter's 0.3 s start window is voiced, and the window's audio then has to be
-decoded before there can be words: 25 to 190 ms of CPU at the start of an utterance (median 75 ms on the
+decoded before there can be words: 25 to 190 ms of CPU at the start of an utterance (median 92 ms on the
 12 test sentences), all of it on the critical path of the first interim. So the recognizer decodes
 ahead: once the segmenter would start speech within ``SPECULATE_WITHIN_FRAMES`` frames if they all are
 speech, the decoder starts an utterance at the sample where speech would then start and decodes each
